@@ -1,0 +1,1 @@
+"""Sub-commands of ``explorer``; each module is discovered by :mod:`explorer.cli`."""
