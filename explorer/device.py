@@ -1,0 +1,628 @@
+"""ReRAM cell models: conductance-state curves, programmable levels, presets, non-idealities.
+
+A cell is programmed by identical pulses p = 0 … P (P = levels − 1). The NeuroSim
+nonlinear model gives (DESIGN.md §1)
+
+    G(p) = B · (1 − exp(−p / A)) + Gmin,   B = (Gmax − Gmin) / (1 − exp(−P / A)),   A = a(NL) · P
+
+with a(NL) from NeuroSim's table (``assets/device_presets.json``), interpolated as
+log a against log NL between rows. Conventions decided here:
+
+* NL = 0 is the linear limit G(p) = Gmin + (Gmax − Gmin) · p / P (the formula tends to it).
+* Negative NL is the mirrored curve (NeuroSim's depression labels): small steps near
+  Gmin, big steps near Gmax, G_NL<0(p) = Gmin + Gmax − G_|NL|(P − p).
+* Beyond the table (0 < |NL| < 0.01 or |NL| > 6.01) a(NL) is extrapolated log-log with
+  the end rows' slope; below 0.01 this is a·NL → 1.26, i.e. smoothly towards linear.
+  |NL| is bounded by ``NL_LIMIT`` (10) through the parameter bounds.
+
+Other curve sources: a measured table (:meth:`DeviceModel.from_table`,
+:meth:`DeviceModel.from_csv`; the table's distinct conductances *are* the levels, so
+``levels`` is the number of distinct values and cannot be set separately) and a drawn
+curve (:meth:`DeviceModel.from_points`, monotone PCHIP sampled at ``levels`` equally
+spaced pulse numbers).
+
+CSV format (``parse_device_csv``): UTF-8 text, a header row, one value column named
+``conductance`` (Siemens), ``conductance_uS`` (microsiemens) or ``resistance_ohm``
+(ohm, converted to 1/R), an optional ``pulse`` column (kept for plotting), other columns
+ignored; comma, semicolon or tab separated; at most 1 MB and 100,000 data rows. Row
+numbers in messages are line numbers in the file (the header is row 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import param
+import torch
+
+from explorer.errors import InputError
+from explorer.paths import assets_dir
+
+NL_LIMIT = 10.0
+"""Largest |NL| accepted (parameter bounds); a(NL) is extrapolated beyond the table's 6.01."""
+MIN_LEVELS, MAX_LEVELS = 2, 1024
+MAX_CSV_BYTES = 1_000_000
+MAX_CSV_ROWS = 100_000
+CSV_VALUE_COLUMNS = {"conductance": 1.0, "conductance_us": 1e-6, "resistance_ohm": None}
+"""Accepted value columns (case-insensitive) and their factor to Siemens (None: 1/value)."""
+
+
+# --------------------------------------------------------------------------------------
+# Presets and the a(NL) table (data file in assets/)
+# --------------------------------------------------------------------------------------
+def _load_preset_file() -> dict[str, Any]:
+    path = assets_dir() / "device_presets.json"
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+_PRESET_FILE = _load_preset_file()
+PRESETS: dict[str, dict] = _PRESET_FILE["presets"]
+"""Device presets by name: g_min, g_max (S), levels, nonlinearity (LTP/LTD), c2c_sigma, source."""
+NL_TABLE: dict[str, Any] = _PRESET_FILE["nonlinearity_table"]
+"""NeuroSim's a(NL) rows: ``nl`` and ``a`` lists plus ``source``."""
+
+_LOG_NL = np.log(np.asarray(NL_TABLE["nl"], dtype=np.float64))
+_LOG_A = np.log(np.asarray(NL_TABLE["a"], dtype=np.float64))
+
+
+def a_of_nl(nl: float | np.ndarray) -> np.ndarray:
+    """NeuroSim's normalised time constant a(|NL|) (A = a · (levels − 1)); inf at NL = 0.
+
+    Log-log linear interpolation between table rows, log-log extrapolation with the end
+    rows' slopes beyond them. Vectorised over ``nl``.
+    """
+    x = np.abs(np.asarray(nl, dtype=np.float64))
+    if np.any(x > NL_LIMIT) or not np.all(np.isfinite(x)):
+        raise InputError(f"nonlinearity: |NL| must be finite and at most {NL_LIMIT}; got {nl}")
+    with np.errstate(divide="ignore"):
+        lx = np.log(x)
+    seg = np.clip(np.searchsorted(_LOG_NL, lx) - 1, 0, len(_LOG_NL) - 2)
+    slope = (_LOG_A[seg + 1] - _LOG_A[seg]) / (_LOG_NL[seg + 1] - _LOG_NL[seg])
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.exp(_LOG_A[seg] + slope * (lx - _LOG_NL[seg]))
+    return np.where(x == 0, np.inf, out)
+
+
+def normalized_curve(x: np.ndarray, nl: float) -> np.ndarray:
+    """The curve's shape: (G − Gmin)/(Gmax − Gmin) at relative pulse x = p/P ∈ [0, 1].
+
+    0 at x = 0, exactly 1 at x = 1, strictly increasing; linear for NL = 0, saturating
+    for NL > 0, mirrored (convex) for NL < 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if nl == 0:
+        return x.copy()
+    a = float(a_of_nl(nl))
+    if nl > 0:
+        return np.expm1(-x / a) / np.expm1(-1.0 / a)
+    return 1.0 - np.expm1(-(1.0 - x) / a) / np.expm1(-1.0 / a)
+
+
+# --------------------------------------------------------------------------------------
+# CSV of measured conductances
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceTable:
+    """A parsed device CSV: conductances (Siemens, file order), optional pulse numbers."""
+
+    conductance: np.ndarray
+    pulse: np.ndarray | None
+    column: str
+
+
+def _format_column_help() -> str:
+    return ("a header row naming one value column: conductance (S), conductance_uS or "
+            "resistance_ohm; optionally a pulse column")
+
+
+def _parse_cell(text: str, row: int, column: str, positive: bool) -> float:
+    cell = text.strip()
+    if not cell:
+        raise InputError(f"device CSV: row {row}, column {column!r}: empty cell")
+    try:
+        value = float(cell)
+    except ValueError:
+        raise InputError(
+            f"device CSV: row {row}, column {column!r}: {cell[:40]!r} is not a number"
+        ) from None
+    if not np.isfinite(value):
+        raise InputError(f"device CSV: row {row}, column {column!r}: {cell!r} is not finite")
+    if positive and value <= 0:
+        raise InputError(
+            f"device CSV: row {row}, column {column!r}: {cell!r} must be > 0"
+        )
+    if not positive and value < 0:
+        raise InputError(f"device CSV: row {row}, column {column!r}: {cell!r} must be >= 0")
+    return value
+
+
+def _delimiter(first_line: str) -> str:
+    for delim in (",", ";", "\t"):
+        if delim in first_line:
+            return delim
+    return ","
+
+
+def parse_device_csv(data: bytes) -> DeviceTable:
+    """Parse a device CSV file's bytes; every problem raises :class:`InputError`.
+
+    Messages name the row (line number, header = 1) and column of a bad cell: non-numeric,
+    NaN/inf, non-positive (pulse: negative), empty. The whole file is rejected when it is
+    empty, larger than 1 MB, not UTF-8, has more than 100,000 data rows, lacks a
+    recognised header, or holds fewer than 2 distinct conductances.
+    """
+    if isinstance(data, str):
+        raise InputError("device CSV: expected the file's bytes, got text; pass data.encode()")
+    data = bytes(data)
+    if len(data) > MAX_CSV_BYTES:
+        raise InputError(f"device CSV: the file has {len(data):,} bytes; at most 1 MB "
+                         f"({MAX_CSV_BYTES:,} bytes) is accepted")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"device CSV: the file is not UTF-8 text (invalid byte at offset "
+                         f"{exc.start}); save it as UTF-8 CSV") from None
+    if not text.strip():
+        raise InputError(f"device CSV: the file is empty; expected {_format_column_help()}, "
+                         "then one value per row")
+    first_line = next(line for line in text.splitlines() if line.strip())
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(first_line))
+    header: list[str] | None = None
+    header_row = 0
+    for cells in reader:
+        if any(c.strip() for c in cells):
+            header, header_row = [c.strip() for c in cells], reader.line_num
+            break
+    if header is None:  # unreachable: text has a non-blank line
+        raise InputError(f"device CSV: no header row; expected {_format_column_help()}")
+    names = [h.lower() for h in header]
+    if all(_is_number(h) for h in header if h):
+        raise InputError(f"device CSV: row {header_row} holds numbers, not a header; expected "
+                         f"{_format_column_help()}")
+    value_cols = [i for i, n in enumerate(names) if n in CSV_VALUE_COLUMNS]
+    if len(value_cols) != 1:
+        found = [header[i] for i in value_cols] or header
+        raise InputError(f"device CSV: expected exactly one value column (conductance, "
+                         f"conductance_uS or resistance_ohm); found {found}")
+    value_idx = value_cols[0]
+    value_name = header[value_idx]
+    pulse_cols = [i for i, n in enumerate(names) if n == "pulse"]
+    if len(pulse_cols) > 1:
+        raise InputError("device CSV: more than one 'pulse' column")
+    pulse_idx = pulse_cols[0] if pulse_cols else None
+
+    values: list[float] = []
+    pulses: list[float] = []
+    for cells in reader:
+        if not any(c.strip() for c in cells):
+            continue
+        row = reader.line_num
+        if len(values) >= MAX_CSV_ROWS:
+            raise InputError(f"device CSV: more than {MAX_CSV_ROWS:,} data rows (row {row}); "
+                             "at most 100,000 are accepted")
+        cell = cells[value_idx] if value_idx < len(cells) else ""
+        values.append(_parse_cell(cell, row, value_name, positive=True))
+        if pulse_idx is not None:
+            cell = cells[pulse_idx] if pulse_idx < len(cells) else ""
+            pulses.append(_parse_cell(cell, row, header[pulse_idx], positive=False))
+    if not values:
+        raise InputError(f"device CSV: no data rows below the header (column {value_name!r})")
+    raw = np.asarray(values, dtype=np.float64)
+    factor = CSV_VALUE_COLUMNS[names[value_idx]]
+    g = 1.0 / raw if factor is None else raw * factor
+    distinct = np.unique(g).size
+    if distinct < MIN_LEVELS:
+        raise InputError(f"device CSV: column {value_name!r} has {distinct} distinct value; "
+                         f"at least {MIN_LEVELS} distinct conductance levels are needed")
+    pulse_arr = np.asarray(pulses, dtype=np.float64) if pulse_idx is not None else None
+    return DeviceTable(conductance=g, pulse=pulse_arr, column=value_name)
+
+
+def parse_conductance_csv(data: bytes) -> np.ndarray:
+    """Conductances in Siemens (file order, duplicates kept) from a device CSV's bytes."""
+    return parse_device_csv(data).conductance
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _clean_table(conductances: Any) -> np.ndarray:
+    """Sorted distinct conductances (S) of a measured table, validated."""
+    try:
+        g = np.asarray(conductances, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("conductances: expected a 1-D sequence of numbers (Siemens)") from None
+    if g.ndim != 1:
+        raise InputError(f"conductances: expected a 1-D sequence, got shape {g.shape}")
+    bad = np.flatnonzero(~np.isfinite(g) | (g <= 0))
+    if bad.size:
+        raise InputError(f"conductances: entry {int(bad[0])} is {g[bad[0]]!r}; every "
+                         "conductance must be finite and > 0 S")
+    g = np.unique(g)
+    if not MIN_LEVELS <= g.size <= MAX_LEVELS:
+        raise InputError(f"conductances: {g.size} distinct values; a table must define between "
+                         f"{MIN_LEVELS} and {MAX_LEVELS} levels")
+    return g
+
+
+# --------------------------------------------------------------------------------------
+# DeviceModel
+# --------------------------------------------------------------------------------------
+class DeviceModel(param.Parameterized):
+    """A ReRAM cell: its conductance-state curve and its L programmable levels (Siemens).
+
+    ``source`` says where the curve comes from: ``"model"`` (NeuroSim formula with
+    ``nonlinearity``), ``"table"`` (measured conductances; they fix ``levels``, ``g_min``
+    and ``g_max``) or ``"points"`` (a drawn curve whose shape is rescaled to
+    [``g_min``, ``g_max``]). Change several bounds together with
+    ``dev.param.update(g_min=..., g_max=...)``; an inconsistent change is undone and raises.
+    """
+
+    g_min = param.Number(
+        default=1e-6, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-9, 1e-3),
+        label="G min (S)", doc="Lowest programmable conductance G_0, Siemens (> 0).")
+    g_max = param.Number(
+        default=1e-5, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-9, 1e-3),
+        label="G max (S)", doc="Highest programmable conductance G_{L-1}, Siemens (> g_min).")
+    levels = param.Integer(
+        default=16, bounds=(MIN_LEVELS, MAX_LEVELS), label="Levels",
+        doc="Number of programmable conductance levels L (pulses 0 … L−1), 2 … 1024.")
+    nonlinearity = param.Number(
+        default=0.0, bounds=(-NL_LIMIT, NL_LIMIT), softbounds=(-6.01, 6.01),
+        label="Nonlinearity (LTP)",
+        doc="Potentiation NL label of NeuroSim's model: 0 linear, > 0 saturating, "
+            "< 0 mirrored; a(NL) extrapolated log-log beyond the table's 0.01 … 6.01.")
+    nonlinearity_ltd = param.Number(
+        default=0.0, bounds=(-NL_LIMIT, NL_LIMIT), softbounds=(-6.01, 6.01),
+        label="Nonlinearity (LTD)",
+        doc="Depression NL label (NeuroSim sign convention); used by depression_curve() only.")
+    levels_ltd = param.Integer(
+        default=None, allow_None=True, bounds=(MIN_LEVELS, MAX_LEVELS), label="Levels (LTD)",
+        doc="Depression pulse count + 1 for depression_curve(); None: same as levels.")
+    c2c_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 0.2), label="Cycle-to-cycle σ",
+        doc="Cycle-to-cycle write variation as a fraction of (g_max − g_min), from the preset; "
+            "informational: NonIdealities.prog_sigma sets what the simulator draws.")
+    preset = param.String(
+        default="", label="Preset", doc="Name of the preset this device started from ('' custom).")
+    citation = param.String(
+        default="", label="Source", precedence=-1, doc="Where the device numbers come from.")
+    source = param.Selector(
+        default="model", objects=["model", "table", "points"], label="Curve source",
+        doc="model: NeuroSim formula; table: measured conductances; points: drawn PCHIP curve.")
+    table = param.Array(
+        default=None, precedence=-1, label="Measured levels (S)",
+        doc="Sorted distinct measured conductances, Siemens (source='table').")
+    table_pulses = param.Array(
+        default=None, precedence=-1, label="Measured pulses",
+        doc="Pulse numbers of the measured CSV rows, if the file had them (plotting only).")
+    points_pulses = param.Array(
+        default=None, precedence=-1, label="Curve points: pulses",
+        doc="Pulse numbers of the drawn curve's points, increasing (source='points').")
+    points_g = param.Array(
+        default=None, precedence=-1, label="Curve points: conductance (S)",
+        doc="Conductances of the drawn curve's points, Siemens, increasing (source='points').")
+
+    _checked = ("g_min", "g_max", "levels", "source", "table", "points_pulses", "points_g")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._validate()
+        self.param.watch(self._revert_if_invalid, list(self._checked))
+
+    # ---- validation -------------------------------------------------------------------
+    def _validate(self) -> None:
+        if self.g_max <= self.g_min:
+            raise InputError(
+                f"g_max: must be greater than g_min ({self.g_min:.4g} S), got {self.g_max:.4g} S; "
+                "change both at once with dev.param.update(g_min=..., g_max=...)")
+        if self.source == "table":
+            if self.table is None:
+                raise InputError("source: 'table' needs measured conductances; use "
+                                 "DeviceModel.from_table/from_csv or dev.set_table(g)")
+            n = len(self.table)
+            if self.levels != n:
+                raise InputError(
+                    f"levels: a measured table defines the levels ({n} distinct conductances); "
+                    f"got {self.levels}. Set source='model' to choose levels freely")
+            if self.g_min != self.table[0] or self.g_max != self.table[-1]:
+                raise InputError(
+                    f"g_min/g_max: a measured table defines them ({self.table[0]:.4g} … "
+                    f"{self.table[-1]:.4g} S); load another table to change them")
+        if self.source == "points" and (self.points_pulses is None or self.points_g is None):
+            raise InputError("source: 'points' needs curve points; use DeviceModel.from_points "
+                             "or dev.set_points(pulses, conductances)")
+
+    def _revert_if_invalid(self, *events: param.parameterized.Event) -> None:
+        try:
+            self._validate()
+        except InputError:
+            with param.parameterized.discard_events(self):
+                for event in events:
+                    setattr(self, event.name, event.old)
+            raise
+
+    # ---- derived values ---------------------------------------------------------------
+    @property
+    def on_off_ratio(self) -> float:
+        """g_max / g_min (dimensionless)."""
+        return self.g_max / self.g_min
+
+    def set_on_off_ratio(self, ratio: float) -> None:
+        """Keep g_max, set g_min = g_max / ratio (ratio > 1)."""
+        if not (np.isfinite(ratio) and ratio > 1):
+            raise InputError(f"on_off_ratio: must be a finite number > 1, got {ratio}")
+        self.g_min = self.g_max / float(ratio)
+
+    def normalized_levels(self) -> np.ndarray:
+        """d_k = (G_k − G_0)/(G_{L−1} − G_0) ∈ [0, 1], increasing, d_0 = 0, d_{L−1} = 1."""
+        if self.source == "table":
+            g = np.asarray(self.table, dtype=np.float64)
+            d = (g - g[0]) / (g[-1] - g[0])
+            d[-1] = 1.0
+            return d
+        x = np.arange(self.levels, dtype=np.float64) / (self.levels - 1)
+        if self.source == "points":
+            return self._points_shape(x)
+        return normalized_curve(x, self.nonlinearity)
+
+    def conductances(self) -> np.ndarray:
+        """The L programmable conductances G_0 … G_{L−1}, increasing, Siemens (float64)."""
+        if self.source == "table":
+            return np.asarray(self.table, dtype=np.float64).copy()
+        g = self.g_min + (self.g_max - self.g_min) * self.normalized_levels()
+        g[0], g[-1] = self.g_min, self.g_max
+        return g
+
+    def curve(self, pulses: np.ndarray) -> np.ndarray:
+        """Continuous potentiation curve G(p), Siemens, for pulse numbers p ∈ [0, levels − 1].
+
+        Model: the NeuroSim formula; table: straight lines between consecutive levels;
+        points: the PCHIP curve. G(k) equals ``conductances()[k]``.
+        """
+        p = np.asarray(pulses, dtype=np.float64)
+        last = self.levels - 1
+        if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > last or np.isnan(p).any()):
+            raise InputError(f"pulses: must lie in [0, {last}] (levels − 1)")
+        if self.source == "table":
+            return np.interp(p, np.arange(self.levels), self.conductances())
+        x = p / last
+        shape = self._points_shape(x) if self.source == "points" else normalized_curve(
+            x, self.nonlinearity)
+        return self.g_min + (self.g_max - self.g_min) * shape
+
+    def depression_curve(self, pulses: np.ndarray) -> np.ndarray:
+        """G after q depression pulses from g_max, Siemens, q ∈ [0, levels_ltd − 1].
+
+        NeuroSim's depression curve with ``nonlinearity_ltd`` (state index P − q; a
+        negative label gives the usual big-steps-first decrease). For every curve source.
+        """
+        q = np.asarray(pulses, dtype=np.float64)
+        last = (self.levels_ltd or self.levels) - 1
+        if q.size and (np.nanmin(q) < 0 or np.nanmax(q) > last or np.isnan(q).any()):
+            raise InputError(f"pulses: must lie in [0, {last}] (levels_ltd − 1)")
+        shape = normalized_curve((last - q) / last, self.nonlinearity_ltd)
+        return self.g_min + (self.g_max - self.g_min) * shape
+
+    def _points_shape(self, x: np.ndarray) -> np.ndarray:
+        p, g = np.asarray(self.points_pulses), np.asarray(self.points_g)
+        shape = _pchip(p.tobytes(), g.tobytes())(p[0] + np.asarray(x) * (p[-1] - p[0]))
+        out = (shape - g[0]) / (g[-1] - g[0])
+        return np.clip(out, 0.0, 1.0)  # PCHIP is monotone: this only trims float rounding
+
+    # ---- alternative sources ----------------------------------------------------------
+    def set_table(self, conductances: Any, pulses: Any = None) -> DeviceModel:
+        """Use measured conductances (Siemens, any order, duplicates removed) as the levels."""
+        g = _clean_table(conductances)
+        self.param.update(source="table", table=g, levels=int(g.size), g_min=float(g[0]),
+                          g_max=float(g[-1]),
+                          table_pulses=None if pulses is None else np.asarray(pulses, float))
+        return self
+
+    def set_points(self, pulses: Any, conductances: Any) -> DeviceModel:
+        """Use a drawn curve: points (pulse, G in S), G strictly increasing with pulse."""
+        p, g = _clean_points(pulses, conductances)
+        self.param.update(source="points", points_pulses=p, points_g=g, g_min=float(g[0]),
+                          g_max=float(g[-1]))
+        return self
+
+    @classmethod
+    def from_preset(cls, name: str, levels: int | None = None, **overrides: Any) -> DeviceModel:
+        """A device from ``PRESETS`` (``"Ag:a-Si"``, ``"TaOx/HfOx"``, ``"AlOx/HfO2"``,
+        ``"EpiRAM"``, ``"ideal"``); ``levels`` and other parameters may be overridden."""
+        if name not in PRESETS:
+            raise InputError(f"preset: unknown device {name!r}; choose one of {list(PRESETS)}")
+        spec = dict(PRESETS[name])
+        citation = spec.pop("source")
+        if levels is not None:
+            spec["levels"] = levels
+        spec.update(overrides)
+        return cls(preset=name, citation=citation, **spec)
+
+    @classmethod
+    def from_table(cls, conductances: Any, pulses: Any = None, **params: Any) -> DeviceModel:
+        """A device whose levels are the distinct measured conductances (Siemens).
+
+        The table defines the levels: ``levels`` becomes the number of distinct values,
+        whatever a caller asked for, and g_min/g_max its smallest and largest value.
+        """
+        g = _clean_table(conductances)
+        for name in ("levels", "g_min", "g_max", "source"):
+            if name in params:
+                raise InputError(f"{name}: a measured table defines it ({g.size} distinct "
+                                 f"conductances, {g[0]:.4g} … {g[-1]:.4g} S); do not pass it")
+        return cls(source="table", table=g, levels=int(g.size), g_min=float(g[0]),
+                   g_max=float(g[-1]),
+                   table_pulses=None if pulses is None else np.asarray(pulses, float), **params)
+
+    @classmethod
+    def from_csv(cls, path_or_bytes: str | Path | bytes, **params: Any) -> DeviceModel:
+        """A device from a measured CSV (file path or the file's bytes); see the module doc."""
+        if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+            data = bytes(path_or_bytes)
+        else:
+            path = Path(path_or_bytes)
+            if not path.is_file():
+                raise InputError(f"device CSV: file {str(path)!r} does not exist")
+            size = path.stat().st_size
+            if size > MAX_CSV_BYTES:
+                raise InputError(f"device CSV: {path.name!r} has {size:,} bytes; at most 1 MB "
+                                 f"({MAX_CSV_BYTES:,} bytes) is accepted")
+            data = path.read_bytes()
+        table = parse_device_csv(data)
+        return cls.from_table(table.conductance, pulses=table.pulse, **params)
+
+    @classmethod
+    def from_points(cls, pulses: Any, conductances: Any, levels: int = 16,
+                    **params: Any) -> DeviceModel:
+        """A drawn curve: monotone PCHIP through (pulse, G) points, sampled at ``levels``
+        equally spaced pulse numbers from the first to the last point."""
+        p, g = _clean_points(pulses, conductances)
+        for name in ("g_min", "g_max", "source"):
+            if name in params:
+                raise InputError(f"{name}: the points define it; rescale later with "
+                                 "dev.param.update(g_min=..., g_max=...)")
+        return cls(source="points", points_pulses=p, points_g=g, levels=levels,
+                   g_min=float(g[0]), g_max=float(g[-1]), **params)
+
+
+def _clean_points(pulses: Any, conductances: Any) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        p = np.asarray(pulses, dtype=np.float64)
+        g = np.asarray(conductances, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("points: pulses and conductances must be sequences of numbers") from None
+    if p.ndim != 1 or g.ndim != 1 or p.shape != g.shape:
+        raise InputError(f"points: pulses and conductances must be 1-D and of equal length; "
+                         f"got shapes {p.shape} and {g.shape}")
+    if not 2 <= p.size <= MAX_LEVELS:
+        raise InputError(f"points: need between 2 and {MAX_LEVELS} points, got {p.size}")
+    if not (np.isfinite(p).all() and np.isfinite(g).all()):
+        raise InputError("points: pulses and conductances must be finite")
+    if (g <= 0).any():
+        raise InputError(f"points: conductance {g[g <= 0][0]!r} must be > 0 S")
+    order = np.argsort(p, kind="stable")
+    p, g = p[order], g[order]
+    if (np.diff(p) <= 0).any():
+        raise InputError("points: pulse numbers must be distinct")
+    if (np.diff(g) <= 0).any():
+        i = int(np.flatnonzero(np.diff(g) <= 0)[0]) + 1
+        raise InputError(f"points: conductance must increase with pulse number; point {i} "
+                         f"(pulse {p[i]:g}, {g[i]:.4g} S) does not exceed the one before")
+    return p, g
+
+
+@lru_cache(maxsize=32)
+def _pchip(p_bytes: bytes, g_bytes: bytes) -> Any:
+    from scipy.interpolate import PchipInterpolator
+
+    return PchipInterpolator(np.frombuffer(p_bytes), np.frombuffer(g_bytes), extrapolate=False)
+
+
+# --------------------------------------------------------------------------------------
+# Non-idealities
+# --------------------------------------------------------------------------------------
+class NonIdealities(param.Parameterized):
+    """Programming variation, read noise and stuck-at faults, drawn from seeded generators.
+
+    :meth:`program` draws, per cell and per call, one standard normal (variation) and
+    one uniform (faults) from the given generator, in that order, whatever the settings,
+    so the same seed gives the same variation pattern with and without faults.
+    """
+
+    prog_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 0.3), label="Programming σ",
+        doc="Device-to-device programming variation σ: relative (G·(1+σN)) or absolute "
+            "(G + σ·(g_max−g_min)·N), see prog_sigma_mode; drawn once per trial.")
+    prog_sigma_mode = param.Selector(
+        default="relative", objects=["relative", "absolute"], label="σ mode",
+        doc="relative: σ is a fraction of G; absolute: a fraction of (g_max − g_min) (NeuroSim).")
+    read_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 0.2), label="Read σ",
+        doc="Relative read noise G·(1+σN), redrawn every forward pass.")
+    stuck_at_gmin = param.Number(
+        default=0.0, bounds=(0, 1), label="Stuck at G min",
+        doc="Fraction of cells stuck at g_min (SA0), 0 … 1; with stuck_at_gmax at most 1.")
+    stuck_at_gmax = param.Number(
+        default=0.0, bounds=(0, 1), label="Stuck at G max",
+        doc="Fraction of cells stuck at g_max (SA1), 0 … 1; with stuck_at_gmin at most 1.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._validate()
+        self.param.watch(self._revert_if_invalid, ["stuck_at_gmin", "stuck_at_gmax"])
+
+    def _validate(self) -> None:
+        total = self.stuck_at_gmin + self.stuck_at_gmax
+        if total > 1:
+            raise InputError(f"stuck_at_gmin + stuck_at_gmax: must be at most 1, got "
+                             f"{self.stuck_at_gmin:g} + {self.stuck_at_gmax:g} = {total:g}")
+
+    def _revert_if_invalid(self, *events: param.parameterized.Event) -> None:
+        try:
+            self._validate()
+        except InputError:
+            with param.parameterized.discard_events(self):
+                for event in events:
+                    setattr(self, event.name, event.old)
+            raise
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when no variation, read noise or fault is set."""
+        return not (self.prog_sigma or self.read_sigma or self.stuck_at_gmin
+                    or self.stuck_at_gmax)
+
+    def program(self, g: torch.Tensor, device: DeviceModel,
+                generator: torch.Generator) -> torch.Tensor:
+        """Programmed conductances (S): target ``g`` with variation and stuck-at faults.
+
+        Clipped at ≥ 0 S. ``generator`` must live on ``g``'s device; the same seed gives
+        the same result.
+        """
+        if not isinstance(generator, torch.Generator):
+            raise InputError("generator: program() needs a seeded torch.Generator "
+                             "(torch.Generator(device).manual_seed(seed))")
+        noise = torch.randn(g.shape, generator=generator, device=g.device, dtype=g.dtype)
+        u = torch.rand(g.shape, generator=generator, device=g.device, dtype=g.dtype)
+        if self.prog_sigma_mode == "relative":
+            out = g * (1.0 + self.prog_sigma * noise)
+        else:
+            out = g + (self.prog_sigma * (device.g_max - device.g_min)) * noise
+        sa0, sa1 = self.stuck_at_gmin, self.stuck_at_gmax
+        if sa0 or sa1:
+            out = torch.where(u < sa0, torch.full_like(out, device.g_min), out)
+            out = torch.where((u >= sa0) & (u < sa0 + sa1), torch.full_like(out, device.g_max),
+                              out)
+        return out.clamp_min(0.0)
+
+    def read(self, g: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conductances seen by one read (S): multiplicative read noise, clipped at ≥ 0 S.
+
+        Returns ``g`` itself when ``read_sigma`` is 0. ``generator=None`` draws from
+        torch's default generator (never seeded here).
+        """
+        if not self.read_sigma:
+            return g
+        noise = torch.randn(g.shape, generator=generator, device=g.device, dtype=g.dtype)
+        return (g * (1.0 + self.read_sigma * noise)).clamp_min(0.0)
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator on ``device`` seeded with ``seed`` (int ≥ 0)."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed: must be an integer >= 0, got {seed!r}")
+    return torch.Generator(device=device).manual_seed(int(seed))
