@@ -159,11 +159,12 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None,
             loss.backward()
             optimizer.step()
             schedule.step()
-            loss_sum += float(loss) * len(idx)
+            loss_value = float(loss.detach())
+            loss_sum += loss_value * len(idx)
             correct += int((logits.argmax(1) == labels).sum())
             if progress is not None:
                 done = epoch * steps_per_epoch + step + 1
-                progress(done / total, f"epoch {epoch + 1}/{cfg.epochs} loss {float(loss):.3f}")
+                progress(done / total, f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.3f}")
         result.history.append({"epoch": epoch + 1, "loss": loss_sum / len(train_set),
                                "train_accuracy": correct / len(train_set)})
     result.test_accuracy = accuracy(model, test_set, device=cfg.device)
