@@ -1,0 +1,567 @@
+"""Tiled crossbar matrix–vector products: row chunks, DAC, ADC, digital accumulation.
+
+This is the engine behind :mod:`explorer.crossbar` (DESIGN.md §4). It knows nothing
+about devices or mapping: a layer gets an *effective analog weight* (weight units, the
+realised ``w_scale · (G⁺ − G⁻)``) and computes what a tiled crossbar reads out.
+
+* A layer is a matrix of ``in·kh·kw`` rows (word lines, im2col order) by ``out``
+  columns. Rows are split into :class:`RowChunks` of at most ``tile_rows`` word lines
+  read at once. Convolutions keep whole input channels in a chunk (kernel-unrolled, as
+  NeuroSim maps them); when one channel's ``kh·kw`` rows do not fit a tile, its kernel
+  positions are split (raster order) over several chunks. Chunks are *balanced*:
+  ``n = ceil(C / floor(tile_rows / kh·kw))`` chunks of ``ceil(C / n)`` channels (the last
+  may hold fewer), so the number of tiles is the least possible and each tile is used
+  evenly. ``RowChunks.sizes`` records the word lines used in each chunk.
+* All chunks are computed at once: one grouped convolution (``groups = chunks``, input
+  in ``channels_last``) or one batched matmul; bit-planes and the two passes of signed
+  inputs are stacked on the batch axis. No Python loop over chunks, planes or images.
+* DAC: inputs quantised to ``dac_bits`` on ``[0, X]`` (unsigned, after ReLU) with ``X``
+  calibrated per layer (max |x| of a calibration batch). Signed inputs (the first layer
+  of the CIFAR nets) are split into two unsigned passes, ``x = x⁺ − x⁻``. Bit-serial
+  inputs apply one bit-plane per cycle.
+* ADC: each chunk's column partial sum (per plane) is quantised: ``adc_bits`` ≥ 2 is a
+  symmetric mid-tread converter with ``2^b − 1`` codes ``k·R/(2^(b−1) − 1)``,
+  ``|k| ≤ 2^(b−1) − 1``, saturating at ``±R``; ``adc_bits = 1`` is a comparator that reads
+  ``±R/2`` (zero reads as positive). ``R`` per layer: ``max`` |partial sum| of the
+  calibration batch, its ``percentile``, or ``fixed``: a fraction of the full-scale sum
+  (all used rows of the largest chunk at full input and full weight).
+  ``adc_bits = None`` is an ideal converter; chunking is then exact and skipped.
+* Partial sums are accumulated digitally (shift-add over bit-planes), bias added.
+
+Columns are independent, so column tiles (``tile_cols``) only change the counters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from explorer.errors import InputError
+
+ADC_RANGES = ("max", "percentile", "fixed")
+MAX_BITS = 16
+_PERCENTILE_SAMPLE = 1 << 22  # partial sums used for a percentile (strided subsample above)
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """Tile geometry and converters of a crossbar (bits, word lines, columns).
+
+    ``cells_per_weight`` (1 for the offset scheme, 2 for differential pairs) only
+    enters the counters.
+    """
+
+    tile_rows: int = 128
+    tile_cols: int = 128
+    dac_bits: int | None = None
+    adc_bits: int | None = None
+    adc_range: str = "max"
+    adc_percentile: float = 99.99
+    adc_fixed_range: float = 1.0
+    bit_serial: bool = False
+    cells_per_weight: int = 1
+
+    def __post_init__(self) -> None:
+        _check_int("tile_rows", self.tile_rows, 1, None)
+        _check_int("tile_cols", self.tile_cols, 1, None)
+        if self.dac_bits is not None:
+            _check_int("dac_bits", self.dac_bits, 1, MAX_BITS)
+        if self.adc_bits is not None:
+            _check_int("adc_bits", self.adc_bits, 1, MAX_BITS)
+        if self.adc_range not in ADC_RANGES:
+            raise InputError(f"adc_range: {self.adc_range!r} is not one of {list(ADC_RANGES)}")
+        if not 0.0 < self.adc_percentile <= 100.0:
+            raise InputError(f"adc_percentile: {self.adc_percentile} is outside (0, 100]")
+        if not 0.0 < self.adc_fixed_range <= 1.0:
+            raise InputError(f"adc_fixed_range: {self.adc_fixed_range} is outside (0, 1] "
+                             "(fraction of the full-scale partial sum)")
+        if self.bit_serial and self.dac_bits is None:
+            raise InputError("bit_serial: bit-serial inputs need dac_bits (1 … 16), not None")
+        _check_int("cells_per_weight", self.cells_per_weight, 1, 2)
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name}: {value!r} is not an integer")
+    if value < low or (high is not None and value > high):
+        allowed = f"{low} … {high}" if high is not None else f">= {low}"
+        raise InputError(f"{name}: {value} is outside the allowed range {allowed}")
+
+
+@dataclass(frozen=True)
+class RowChunks:
+    """How a layer's ``in_channels · kh · kw`` rows are split into chunks read at once.
+
+    ``channels_per_chunk`` whole channels per chunk (0 when one channel's kernel is
+    split); ``kernel_splits`` sub-chunks per channel (1 unless ``kh·kw > tile_rows``);
+    ``sizes`` the word lines used in each chunk; ``masks`` (kernel split only) which
+    kernel positions (raster order) each sub-chunk holds.
+    """
+
+    in_channels: int
+    kernel: int
+    tile_rows: int
+    channels_per_chunk: int
+    kernel_splits: int
+    sizes: tuple[int, ...]
+    masks: tuple[tuple[bool, ...], ...] = field(default=())
+
+    @property
+    def count(self) -> int:
+        """Number of row chunks (tiles down the rows)."""
+        return len(self.sizes)
+
+    @property
+    def rows(self) -> int:
+        """Total rows (word lines) of the layer."""
+        return self.in_channels * self.kernel
+
+    @property
+    def padded_channels(self) -> int:
+        """Input channels after zero padding to equal chunks (grouped convolution)."""
+        if self.kernel_splits > 1:
+            return self.in_channels
+        return self.count * self.channels_per_chunk
+
+
+def plan_rows(in_channels: int, kernel: int, tile_rows: int) -> RowChunks:
+    """Balanced split of ``in_channels`` channels of ``kernel`` (kh·kw) rows into tiles.
+
+    ``plan_rows(6, 25, 128)`` (LeNet5 conv2): 5 channels fit a tile, so 2 chunks of
+    3 channels, ``sizes == (75, 75)``. ``plan_rows(400, 1, 128)`` (a Linear):
+    4 chunks of 100 rows. ``plan_rows(1, 25, 9)``: the 5×5 kernel is split 9 + 8 + 8.
+    """
+    _check_int("in_channels", in_channels, 1, None)
+    _check_int("kernel", kernel, 1, None)
+    _check_int("tile_rows", tile_rows, 1, None)
+    fit = tile_rows // kernel
+    if fit >= 1:
+        count = math.ceil(in_channels / fit)
+        per_chunk = math.ceil(in_channels / count)
+        count = math.ceil(in_channels / per_chunk)
+        channels = [per_chunk] * (count - 1) + [in_channels - per_chunk * (count - 1)]
+        return RowChunks(in_channels, kernel, tile_rows, per_chunk, 1,
+                         tuple(c * kernel for c in channels))
+    splits = math.ceil(kernel / tile_rows)
+    base, extra = divmod(kernel, splits)
+    parts = [base + 1] * extra + [base] * (splits - extra)
+    masks, start = [], 0
+    for size in parts:
+        masks.append(tuple(start <= i < start + size for i in range(kernel)))
+        start += size
+    return RowChunks(in_channels, kernel, tile_rows, 0, splits,
+                     tuple(parts) * in_channels, tuple(masks))
+
+
+# ----------------------------------------------------------------------------- converters
+
+
+def adc_levels(bits: int) -> int:
+    """Largest code magnitude of a symmetric ``bits``-bit ADC (``2^(b−1) − 1``; 0 for 1 bit)."""
+    return (1 << (bits - 1)) - 1
+
+
+def adc_quantize_(codes: Tensor, bits: int) -> Tensor:
+    """Quantise partial sums given in ADC steps, in place: round and saturate.
+
+    ``codes = partial_sum / step`` with ``step = R / (2^(b−1) − 1)``; for ``bits = 1``
+    ``step = R`` and the comparator returns ±0.5 steps.
+    """
+    if bits == 1:
+        return codes.copy_(torch.where(codes >= 0, 0.5, -0.5))
+    top = float(adc_levels(bits))
+    return codes.round_().clamp_(-top, top)
+
+
+def adc_step(full_range: float, bits: int) -> float:
+    """ADC step (partial-sum units) for a symmetric range ``±full_range``."""
+    if bits == 1:
+        return full_range
+    return full_range / adc_levels(bits)
+
+
+def adc_quantize(partial_sums: Tensor, full_range: float, bits: int) -> Tensor:
+    """Out-of-place ADC on partial sums in their own units (reference / tests)."""
+    step = adc_step(full_range, bits)
+    return adc_quantize_(partial_sums / step, bits) * step
+
+
+def dac_max_code(bits: int) -> int:
+    """Largest DAC code ``2^bits − 1`` (inputs are unsigned, code 0 … max)."""
+    return (1 << bits) - 1
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+class TiledLayer(nn.Module):
+    """A Conv2d or Linear computed on tiles with DAC and ADC (see module docstring).
+
+    ``weight`` (buffer) is the effective analog weight in weight units; install a new
+    one with :meth:`set_weight`. Ranges come from :meth:`calibrate` (or a forward pass
+    with ``calibrating = True``). Subclasses override :meth:`forward_weight` to inject
+    per-read noise.
+    """
+
+    weight: Tensor
+    bias: Tensor | None
+    dac_range: Tensor
+    adc_range: Tensor
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, settings: TileSettings,
+                 plan: RowChunks, name: str = "") -> None:
+        super().__init__()
+        self.settings = settings
+        self.plan = plan
+        self.name = name
+        self.register_buffer("weight", weight.detach().clone().float())
+        self.register_buffer("bias", None if bias is None else bias.detach().clone().float())
+        self.register_buffer("dac_range", torch.zeros((), device=weight.device))
+        self.register_buffer("adc_range", torch.zeros((), device=weight.device))
+        self.signed_input = False
+        self.calibrated = False
+        self.calibrating = False
+        self.positions = 0  # output positions per image (H'·W'; 1 for Linear), from calibration
+        self._cache: dict[str, Any] = {}
+
+    # -- weights and ranges ------------------------------------------------------------
+
+    def set_weight(self, weight: Tensor) -> None:
+        """Install a new effective analog weight (weight units, shaped like the layer's)."""
+        if weight.shape != self.weight.shape:
+            raise ValueError(f"{self.name}: weight shape {tuple(weight.shape)} is not "
+                             f"{tuple(self.weight.shape)}")
+        self.weight.copy_(weight.detach())
+        self._cache.clear()
+
+    def forward_weight(self) -> Tensor:
+        """The weight used by one forward pass (override to add read noise)."""
+        return self.weight
+
+    @property
+    def needs_ranges(self) -> bool:
+        """Whether DAC or ADC ranges must be calibrated before use."""
+        return self.settings.dac_bits is not None or self.settings.adc_bits is not None
+
+    @property
+    def planes(self) -> int:
+        """Input cycles per read: bit-planes (bit-serial) times 2 for signed inputs."""
+        bits = self.settings.dac_bits if self.settings.bit_serial else 1
+        return int(bits) * (2 if self.signed_input else 1)
+
+    def _dac_step(self) -> float:
+        bits = self.settings.dac_bits
+        if bits is None:
+            return 1.0
+        full = float(self.dac_range)
+        return (full if full > 0 else 1.0) / dac_max_code(bits)
+
+    def _adc_step(self) -> float:
+        full = float(self.adc_range)
+        return adc_step(full if full > 0 else 1.0, int(self.settings.adc_bits))
+
+    # -- DAC ---------------------------------------------------------------------------
+
+    def _dac(self, x: Tensor, split_planes: bool) -> tuple[Tensor, Tensor | None]:
+        """Inputs as DAC codes (or real values if ideal), planes stacked on the batch axis.
+
+        Returns ``(planes, coefficients)``; coefficients is None for a single plane.
+        With ``split_planes`` False the planes are summed back (exact when the ADC is
+        ideal: the crossbar is linear).
+        """
+        s = self.settings
+        if s.dac_bits is None:
+            codes = x
+        else:
+            top = float(dac_max_code(s.dac_bits))
+            codes = torch.mul(x, 1.0 / self._dac_step())
+            codes = codes.round_().clamp_(-top if self.signed_input else 0.0, top)
+        if not split_planes or (not s.bit_serial and not self.signed_input):
+            return codes, None
+        parts = [codes.clamp(min=0)]
+        signs = [1.0]
+        if self.signed_input:
+            parts.append(codes.neg().clamp_(min=0))
+            signs.append(-1.0)
+        stacked = torch.stack(parts)  # [S, B, ...]
+        if s.bit_serial:
+            bits = int(s.dac_bits)
+            shifts = torch.arange(bits, device=x.device, dtype=torch.int32)
+            ints = stacked.to(torch.int32).unsqueeze(1)  # [S, 1, B, ...]
+            shifts = shifts.view((1, -1) + (1,) * (ints.dim() - 2))
+            planes = ((ints >> shifts) & 1).to(x.dtype)  # [S, P, B, ...]
+            coeffs = [sign * (1 << b) for sign in signs for b in range(bits)]
+        else:
+            planes = stacked
+            coeffs = signs
+        weights = torch.tensor(coeffs, dtype=x.dtype, device=x.device)
+        return planes.reshape(-1, *x.shape[1:]), weights
+
+    # -- forward -----------------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.calibrating:
+            return self.calibrate(x)
+        if self.needs_ranges and not self.calibrated:
+            raise RuntimeError(f"{self.name}: DAC/ADC ranges are not calibrated; "
+                               "build the model with to_crossbar(..., calibration=images)")
+        if not self.positions:  # first pass without calibration: record the geometry
+            self.positions = self._positions(x)
+            self.signed_input = bool((x < 0).any())
+        return self._run(x, self.forward_weight(), calibrate=False)
+
+    @torch.no_grad()
+    def calibrate(self, x: Tensor) -> Tensor:
+        """Set the DAC range (max |x|, sign) and ADC range from a calibration batch.
+
+        Returns the layer's output with the calibrated converters, so the next layer
+        calibrates on realistic inputs. Uses the installed weight (the noise-free
+        mapped weight when called by :func:`explorer.crossbar.to_crossbar`).
+        """
+        self.signed_input = bool((x < 0).any())
+        self.dac_range.fill_(float(x.abs().max()) if x.numel() else 0.0)
+        self.positions = self._positions(x)
+        self._cache.clear()
+        out = self._run(x, self.weight, calibrate=True)
+        self.calibrated = True
+        return out
+
+    def partial_sums(self, x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Each chunk's column partial sums before the ADC, for inspection and tests.
+
+        Returns ``(sums, coefficients)``: ``sums`` ``[P, M, n, O]`` (planes, images ×
+        output positions, row chunks, columns) in weight × input units, without bias;
+        the layer output before the bias is ``Σ_p coefficients[p] · Σ_n sums[p, :, n]``.
+        """
+        weight = self.weight if weight is None else weight
+        planes, coeffs = self._dac(x, split_planes=True)
+        if coeffs is None:
+            coeffs = torch.ones(1, dtype=x.dtype, device=x.device)
+        sums = self._psums(planes, self._grouped(weight * self._dac_step()))
+        return sums.view(coeffs.numel(), -1, self.plan.count, sums.shape[-1]), coeffs
+
+    def _run(self, x: Tensor, weight: Tensor, calibrate: bool) -> Tensor:
+        s = self.settings
+        if s.adc_bits is None:  # ideal ADC: chunks and planes add up exactly, skip them
+            codes, _ = self._dac(x, split_planes=False)
+            scaled = weight if s.dac_bits is None else weight * self._dac_step()
+            return self._full(codes, scaled)
+        batch = x.shape[0]
+        if calibrate:
+            sums, coeffs = self.partial_sums(x, weight)
+            self.adc_range.fill_(self._calibrated_adc_range(sums, weight))
+            sums.div_(self._adc_step())
+        else:
+            planes, coeffs = self._dac(x, split_planes=True)
+            sums = self._psums(planes, self._cached_grouped(weight))
+            n_planes = 1 if coeffs is None else coeffs.numel()
+            sums = sums.view(n_planes, -1, self.plan.count, sums.shape[-1])  # [P, M, n, O]
+        adc_quantize_(sums, int(s.adc_bits))
+        step = self._adc_step()
+        n_planes, chunks = sums.shape[0], sums.shape[2]
+        if n_planes > 1:
+            combined = torch.tensordot(coeffs * step, sums.reshape(n_planes, -1), dims=1)
+            combined = combined.view(sums.shape[1:])
+            out = combined.sum(1) if chunks > 1 else combined[:, 0]
+            if self.bias is not None:
+                out.add_(self.bias)
+        else:
+            if coeffs is not None:  # a single plane with a coefficient (not produced today)
+                step = step * float(coeffs[0])
+            out = sums[0].sum(1) if chunks > 1 else sums[0, :, 0]
+            out = torch.add(self.bias, out, alpha=step) if self.bias is not None \
+                else out.mul_(step)
+        return self._unrows(out, batch, x)
+
+    def _cached_grouped(self, weight: Tensor) -> Tensor:
+        """Grouped weight in ADC steps per DAC code; cached unless the weight is per-read."""
+        if weight is not self.weight:
+            return self._grouped(weight * (self._dac_step() / self._adc_step()))
+        if "grouped" not in self._cache:
+            self._cache["grouped"] = self._grouped(
+                self.weight * (self._dac_step() / self._adc_step()))
+        return self._cache["grouped"]
+
+    def _calibrated_adc_range(self, sums: Tensor, weight: Tensor) -> float:
+        s = self.settings
+        if s.adc_range == "fixed":
+            if s.bit_serial:
+                per_row = self._dac_step()
+            elif s.dac_bits is None:
+                per_row = float(self.dac_range)
+            else:
+                per_row = self._dac_step() * dac_max_code(int(s.dac_bits))
+            return s.adc_fixed_range * max(self.plan.sizes) * float(weight.abs().max()) * per_row
+        flat = sums.reshape(-1).abs()
+        if s.adc_range == "max" or flat.numel() == 0:
+            return float(flat.max()) if flat.numel() else 0.0
+        if flat.numel() > _PERCENTILE_SAMPLE:
+            flat = flat[:: math.ceil(flat.numel() / _PERCENTILE_SAMPLE)]
+        k = max(1, math.ceil(s.adc_percentile / 100.0 * flat.numel()))
+        return float(flat.kthvalue(min(k, flat.numel())).values)
+
+    # -- counters ----------------------------------------------------------------------
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+    def counters(self) -> dict[str, Any]:
+        """Hardware counts of this layer; per-image counts need a calibration/forward pass.
+
+        ``tiles`` = row chunks × column tiles; ``cells`` = rows × columns × cells per
+        weight; ``adc_conversions`` = chunks × columns × output positions × input
+        planes; ``dac_cycles`` = input vectors applied per image (positions × planes).
+        """
+        s = self.settings
+        columns = self.out_features * s.cells_per_weight
+        col_tiles = math.ceil(columns / s.tile_cols)
+        planes = self.planes
+        return {
+            "rows": self.plan.rows,
+            "columns": columns,
+            "row_chunks": self.plan.count,
+            "column_tiles": col_tiles,
+            "tiles": self.plan.count * col_tiles,
+            "cells": self.plan.rows * columns,
+            "used_rows": list(self.plan.sizes),
+            "row_utilisation": sum(self.plan.sizes) / (self.plan.count * s.tile_rows),
+            "planes": planes,
+            "positions": self.positions,
+            "adc_conversions": self.plan.count * self.out_features * self.positions * planes,
+            "dac_cycles": self.positions * planes,
+        }
+
+    # -- geometry hooks (Conv2d / Linear) ----------------------------------------------
+
+    def _positions(self, x: Tensor) -> int:
+        raise NotImplementedError
+
+    def _full(self, x: Tensor, weight: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _grouped(self, weight: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class TiledLinear(TiledLayer):
+    """A Linear layer on crossbar tiles: ``in_features`` rows, ``out_features`` columns."""
+
+    @classmethod
+    def from_layer(cls, layer: nn.Linear, settings: TileSettings, weight: Tensor | None = None,
+                   name: str = "") -> TiledLinear:
+        """Tiled counterpart of ``layer`` (with ``weight`` instead of its own, if given)."""
+        plan = plan_rows(layer.in_features, 1, settings.tile_rows)
+        w = layer.weight if weight is None else weight
+        return cls(w, layer.bias, settings, plan, name)
+
+    def _positions(self, x: Tensor) -> int:
+        return 1
+
+    def _full(self, x: Tensor, weight: Tensor) -> Tensor:
+        return F.linear(x, weight, self.bias)
+
+    def _grouped(self, weight: Tensor) -> Tensor:
+        n, per = self.plan.count, self.plan.channels_per_chunk
+        pad = n * per - weight.shape[1]
+        if pad:
+            weight = F.pad(weight, (0, pad))
+        return weight.reshape(weight.shape[0], n, per).permute(1, 2, 0).contiguous()  # [n,r,O]
+
+    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
+        n, per = self.plan.count, self.plan.channels_per_chunk
+        pad = n * per - planes.shape[1]
+        if pad:
+            planes = F.pad(planes, (0, pad))
+        rows = planes.reshape(planes.shape[0], n, per).transpose(0, 1)  # [n, B, r]
+        return torch.bmm(rows, grouped).transpose(0, 1).contiguous()  # [B, n, O]
+
+    def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
+        return out.view(batch, -1)
+
+
+class TiledConv2d(TiledLayer):
+    """A Conv2d on crossbar tiles, kernel-unrolled: ``in·kh·kw`` rows, ``out`` columns."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, settings: TileSettings,
+                 plan: RowChunks, name: str = "", stride: tuple[int, int] = (1, 1),
+                 padding: tuple[int, int] | str = (0, 0),
+                 dilation: tuple[int, int] = (1, 1)) -> None:
+        super().__init__(weight, bias, settings, plan, name)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    @classmethod
+    def from_layer(cls, layer: nn.Conv2d, settings: TileSettings, weight: Tensor | None = None,
+                   name: str = "") -> TiledConv2d:
+        """Tiled counterpart of ``layer`` (with ``weight`` instead of its own, if given)."""
+        if layer.groups != 1:
+            raise InputError(f"{name or 'layer'}: grouped convolutions (groups={layer.groups}) "
+                             "are not supported on crossbars here")
+        if layer.padding_mode != "zeros":
+            raise InputError(f"{name or 'layer'}: padding_mode {layer.padding_mode!r} is not "
+                             "supported (only 'zeros')")
+        kh, kw = layer.kernel_size
+        plan = plan_rows(layer.in_channels, kh * kw, settings.tile_rows)
+        w = layer.weight if weight is None else weight
+        return cls(w, layer.bias, settings, plan, name, tuple(layer.stride),
+                   layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
+                   tuple(layer.dilation))
+
+    def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tensor:
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+
+    def _positions(self, x: Tensor) -> int:
+        h_out, w_out = self._out_hw(x)
+        return h_out * w_out
+
+    def _full(self, x: Tensor, weight: Tensor) -> Tensor:
+        return self._conv(x, weight, self.bias, 1)
+
+    def _grouped(self, weight: Tensor) -> Tensor:
+        plan = self.plan
+        out, channels, kh, kw = weight.shape
+        if plan.kernel_splits > 1:
+            masks = torch.tensor(plan.masks, dtype=weight.dtype, device=weight.device)
+            split = weight.reshape(out, channels, 1, kh * kw) * masks  # [O, C, s, kk]
+            split = split.permute(1, 2, 0, 3).reshape(-1, 1, kh, kw)
+            return split.contiguous(memory_format=torch.channels_last)
+        n, per = plan.count, plan.channels_per_chunk
+        pad = n * per - channels
+        if pad:
+            weight = F.pad(weight, (0, 0, 0, 0, 0, pad))
+        grouped = weight.reshape(out, n, per, kh, kw).transpose(0, 1).reshape(n * out, per, kh, kw)
+        return grouped.contiguous(memory_format=torch.channels_last)
+
+    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
+        plan = self.plan
+        if plan.kernel_splits > 1:
+            planes = planes.repeat_interleave(plan.kernel_splits, dim=1)
+        elif plan.padded_channels > planes.shape[1]:
+            planes = F.pad(planes, (0, 0, 0, 0, 0, plan.padded_channels - planes.shape[1]))
+        planes = planes.contiguous(memory_format=torch.channels_last)
+        groups = plan.count
+        y = self._conv(planes, grouped, None, groups)  # [B, n·O, H', W'], channels_last
+        return y.permute(0, 2, 3, 1).reshape(-1, groups, self.out_features)  # [B·H'·W', n, O]
+
+    def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
+        h_out, w_out = self._out_hw(x)
+        return out.view(batch, h_out, w_out, -1).permute(0, 3, 1, 2)
+
+    def _out_hw(self, x: Tensor) -> tuple[int, int]:
+        key = ("hw", tuple(x.shape[2:]))
+        if key not in self._cache:
+            probe = torch.zeros((1, x.shape[1], *x.shape[2:]), device="meta")
+            y = self._conv(probe, self.weight.to("meta"), None, 1)
+            self._cache[key] = (int(y.shape[2]), int(y.shape[3]))
+        return self._cache[key]
