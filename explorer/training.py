@@ -180,6 +180,9 @@ def save_checkpoint(path: str | Path, result: TrainResult, cfg: TrainConfig) -> 
     payload = {**result.metadata(cfg), "state_dict": state}
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
