@@ -39,7 +39,7 @@ ProgressCallback = Callable[[float, str], None]
 _job_ids = itertools.count(1)
 
 
-class JobCancelled(Exception):  # noqa: N818 - it is a signal, not an error
+class JobCancelled(Exception):
     """Raised by a work function that noticed its cancel event (optional: returning works too)."""
 
 

@@ -1,0 +1,19 @@
+"""Serve the Crossbar Explorer dashboard: ``panel serve apps/explorer.py``."""
+
+import sys
+from pathlib import Path
+
+_APPS_DIR = Path(__file__).resolve().parent
+_PROJECT_DIR = _APPS_DIR.parent
+
+# `panel serve` puts this folder first on sys.path, where this very file would stand in
+# for the `explorer` package ("'explorer' is not a package"): look elsewhere for it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _APPS_DIR]
+if not hasattr(sys.modules.get("explorer"), "__path__"):
+    sys.modules.pop("explorer", None)
+if (_PROJECT_DIR / "explorer" / "__init__.py").is_file() and str(_PROJECT_DIR) not in sys.path:
+    sys.path.insert(0, str(_PROJECT_DIR))  # a source checkout that is not pip-installed
+
+from explorer.ui.app import build_app  # noqa: E402
+
+build_app().servable(title="Crossbar Explorer")

@@ -1,0 +1,447 @@
+"""Accuracy runner: evaluate the crossbar model on the background worker, keep a history.
+
+The work itself is :func:`explorer.evaluate.evaluate`, run by the process's single job
+runner (:mod:`explorer.jobs`). The Bokeh callback of the *Evaluate* button only
+snapshots the settings and queues a job; progress and results come back to the session
+through :func:`explorer.ui.session.call_in_session`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from explorer.errors import InputError
+from explorer.jobs import CANCELLED, DONE, FAILED, Job, JobRunner
+from explorer.models import PRETRAINED
+from explorer.paths import assets_dir
+from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
+from explorer.ui.settings import settings_record, snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A trained network and the test set it is evaluated on."""
+
+    model: str  # a name for explorer.models.load_pretrained
+    dataset: str  # a name for explorer.data.load_dataset
+    default_limit: int
+    how_to_get: str
+
+    def weights_present(self) -> bool:
+        """True when the pretrained weights file is on disk."""
+        return (assets_dir() / PRETRAINED[self.model][1]).is_file()
+
+
+WORKLOADS: dict[str, Workload] = {
+    "LeNet5 · MNIST (embedded digits)": Workload(
+        "lenet5-mnist",
+        "mnist-embedded",
+        1000,
+        "the weights ship in assets/; if missing: `explorer train --model lenet5 "
+        "--data mnist-embedded --out assets/lenet5_mnist.pt`",
+    ),
+    "VGG8 · CIFAR-10": Workload(
+        "vgg8-cifar10",
+        "cifar10",
+        1000,
+        "needs CIFAR-10 (downloaded into $EXPLORER_DATA by `explorer train --data cifar10`) "
+        "and weights: `explorer train --model vgg8 --data cifar10 --out assets/vgg8_cifar10.pt`",
+    ),
+    "ResNet20 · CIFAR-10": Workload(
+        "resnet20-cifar10",
+        "cifar10",
+        1000,
+        "needs CIFAR-10 (downloaded into $EXPLORER_DATA by `explorer train --data cifar10`) "
+        "and weights: `explorer train --model resnet20 --data cifar10 "
+        "--out assets/resnet20_cifar10.pt`",
+    ),
+}
+DEFAULT_WORKLOAD = "LeNet5 · MNIST (embedded digits)"
+HISTORY_COLUMNS = [
+    "run",
+    "workload",
+    "images",
+    "trials",
+    "accuracy_mean",
+    "accuracy_std",
+    "float_accuracy",
+    "seconds",
+]
+
+
+def evaluation_job(
+    workload: Workload,
+    limit: int,
+    config: param.Parameterized,
+    trials: int,
+    *,
+    progress: Callable[[float, str], None],
+    cancel: threading.Event,
+) -> dict[str, Any]:
+    """Load the network and test images, evaluate on the crossbar (runs on the worker)."""
+    from explorer.data import load_dataset
+    from explorer.evaluate import evaluate
+    from explorer.models import load_pretrained
+
+    progress(0.0, "loading model and data")
+    model = load_pretrained(workload.model)
+    data = load_dataset(workload.dataset, split="test", limit=limit, download=False)
+    result = evaluate(model, data, config, trials=trials, progress=progress, cancel=cancel)
+    return _as_dict(result)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return dict(result)
+    if hasattr(result, "to_dict"):
+        return dict(result.to_dict())
+    return dict(vars(result))
+
+
+class AccuracyRunner(pn.viewable.Viewer):
+    """Evaluate button, progress, cancel, and the history of results of this session."""
+
+    config = param.ClassSelector(
+        class_=param.Parameterized,
+        instantiate=False,
+        label="Crossbar configuration",
+        doc="The CrossbarConfig evaluated (snapshotted per run).",
+    )
+    workload = param.Selector(
+        default=DEFAULT_WORKLOAD,
+        objects=list(WORKLOADS),
+        label="Model and dataset",
+        doc="Trained network and the test images it is evaluated on.",
+    )
+    limit = param.Integer(
+        default=1000,
+        bounds=(1, 10_000),
+        label="Test images",
+        doc="Number of test images evaluated per trial (first N of the test split).",
+    )
+    trials = param.Integer(
+        default=3,
+        bounds=(1, 100),
+        label="Trials",
+        doc="Monte-Carlo trials: a new programming-variation draw each.",
+    )
+    run = param.Event(label="Evaluate", doc="Queue an evaluation with the current settings.")
+    cancel = param.Event(
+        label="Cancel", doc="Cancel this session's queued and running evaluations."
+    )
+    clear = param.Event(label="Clear history", doc="Forget the results table.")
+    job = param.ClassSelector(
+        class_=Job,
+        default=None,
+        allow_None=True,
+        precedence=-1,
+        label="Current job",
+        doc="The latest evaluation job.",
+    )
+    history = param.DataFrame(
+        default=None,
+        precedence=-1,
+        label="History",
+        doc="One row per finished evaluation: settings and accuracies.",
+    )
+    status = param.String(
+        default="", label="Status", doc="What the runner is doing, or why the last run stopped."
+    )
+    error = param.String(
+        default="", label="Error", doc="The error of the last failed run; empty when fine."
+    )
+
+    def __init__(
+        self,
+        config: param.Parameterized,
+        runner: JobRunner | None = None,
+        evaluate_fn: Callable[..., dict[str, Any]] = evaluation_job,
+        owner: str | None = None,
+        **params: Any,
+    ) -> None:
+        params.setdefault("history", pd.DataFrame(columns=HISTORY_COLUMNS))
+        super().__init__(config=config, **params)
+        self.runner = runner if runner is not None else job_runner()
+        self._evaluate_fn = evaluate_fn
+        self._doc = served_document()
+        self.owner = owner or (
+            f"session-{self._doc.session_context.id}" if self._doc else f"view-{id(self)}"
+        )
+        self._runs = 0
+        self._meta: dict[int, dict[str, Any]] = {}  # job id -> settings of unfinished runs
+        self._progress_pending = False
+        on_session_end(self.close)
+
+        self._workload = pn.widgets.Select.from_param(self.param.workload)
+        self._limit = pn.widgets.IntInput.from_param(self.param.limit, step=100)
+        self._trials = pn.widgets.IntInput.from_param(self.param.trials)
+        self._run_button = pn.widgets.Button.from_param(self.param.run, button_type="primary")
+        self._cancel_button = pn.widgets.Button.from_param(
+            self.param.cancel, button_type="warning", disabled=True
+        )
+        self._clear_button = pn.widgets.Button.from_param(self.param.clear, button_type="light")
+        self._progress = pn.indicators.Progress(
+            value=0, max=1000, sizing_mode="stretch_width", bar_color="primary", visible=False
+        )
+        self._status = pn.pane.Markdown("", margin=(0, 10))
+        self._note = pn.pane.Alert("", alert_type="info", visible=False)
+        self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
+        self._result = pn.pane.Markdown("", margin=(0, 10), styles={"font-size": "1.2em"})
+        self._table = pn.pane.DataFrame(
+            None, index=False, sizing_mode="stretch_width", max_height=300
+        )
+        self._plot = pn.pane.HoloViews(
+            self._history_plot(), height=280, sizing_mode="stretch_width"
+        )
+        self._download = pn.widgets.FileDownload(
+            callback=self.history_csv,
+            filename="crossbar_accuracy_history.csv",
+            label="Download history (CSV)",
+            button_type="light",
+        )
+        self._on_workload()
+        self._layout = pn.Column(
+            pn.pane.Markdown("### Accuracy on the crossbar", margin=(0, 10)),
+            pn.Row(self._workload, self._limit, self._trials),
+            self._note,
+            pn.Row(self._run_button, self._cancel_button, self._clear_button),
+            self._progress,
+            self._status,
+            self._alert,
+            self._result,
+            self._plot,
+            self._table,
+            self._download,
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    # -- actions -----------------------------------------------------------------------------
+    @param.depends("run", watch=True)
+    def submit(self) -> Job | None:
+        """Queue an evaluation of a snapshot of the current settings; returns its job."""
+        workload = WORKLOADS[self.workload]
+        self._runs += 1
+        settings = settings_record(self.config)
+        try:
+            job = self.runner.submit(
+                self._evaluate_fn,
+                workload,
+                self.limit,
+                snapshot(self.config),
+                self.trials,
+                label=f"run {self._runs}",
+                owner=self.owner,
+            )
+        except InputError as exc:
+            self.error = str(exc)
+            return None
+        self._meta[job.job_id] = {
+            "run": self._runs,
+            "workload": self.workload,
+            "images": self.limit,
+            "trials": self.trials,
+            **settings,
+        }
+        self.param.update(job=job, error="", status=f"Run {self._runs} queued…")
+        job.param.watch(partial(self._on_job_event, job, True), ["progress", "message"])
+        job.param.watch(partial(self._on_job_event, job, False), ["status"])
+        self._schedule(job)  # it may already be running (or done) by now
+        return job
+
+    @param.depends("cancel", watch=True)
+    def cancel_all(self) -> int:
+        """Cancel this view's queued and running jobs; returns how many."""
+        n = self.runner.cancel_owner(self.owner)
+        if n:
+            self.status = f"Cancelling {n} run(s)…"
+        return n
+
+    @param.depends("clear", watch=True)
+    def _clear(self) -> None:
+        self.history = pd.DataFrame(columns=HISTORY_COLUMNS)
+
+    def close(self) -> None:
+        """The session ended: cancel its jobs."""
+        self.runner.cancel_owner(self.owner)
+
+    def history_csv(self) -> io.StringIO:
+        """The history table as CSV text (for the download button)."""
+        buffer = io.StringIO()
+        self.history.to_csv(buffer, index=False)
+        buffer.seek(0)
+        return buffer
+
+    # -- job -> session ----------------------------------------------------------------------
+    def _on_job_event(self, job: Job, progress_only: bool, *_events: Any) -> None:
+        # called in the worker thread: a display problem must not fail the evaluation
+        try:
+            self._schedule(job, progress_only)
+        except Exception:
+            log.exception("could not hand job %s over to the session", job.job_id)
+
+    def _schedule(self, job: Job, progress_only: bool = False) -> None:
+        if progress_only:
+            if self._progress_pending:
+                return  # one progress update in flight is enough
+            self._progress_pending = True
+        call_in_session(self._doc, partial(self._sync, job))
+
+    def _sync(self, job: Job) -> None:
+        self._progress_pending = False
+        with pn.io.hold():
+            pending = self.runner.pending(self.owner)
+            self._cancel_button.disabled = not pending
+            if job is not self.job and not job.finished:
+                return
+            if job.status in (DONE, CANCELLED, FAILED):
+                self._finish(job)
+            else:
+                self._progress.param.update(visible=True, value=int(job.progress * 1000))
+                label = job.label.capitalize()
+                self.status = (
+                    f"{label}: {job.message or job.status} ({job.progress:.0%})"
+                    if job.status == "running"
+                    else f"{label} queued…"
+                )
+
+    def _finish(self, job: Job) -> None:
+        meta = self._meta.pop(job.job_id, None)
+        if meta is None:
+            return  # already shown
+        busy = bool(self.runner.pending(self.owner))
+        self._progress.visible = busy
+        if job.status == DONE:
+            row = self._history_row(meta, job.result)
+            self.history = pd.DataFrame([*self.history.to_dict("records"), row])
+            self.status = (
+                f"Run {meta.get('run')} done in {row['seconds']:.1f} s: accuracy "
+                f"{row['accuracy_mean']:.2%} ± {row['accuracy_std']:.2%} "
+                f"(float {row['float_accuracy']:.2%})."
+            )
+            self.error = ""
+        elif job.status == CANCELLED:
+            self.status = f"Run {meta.get('run')} cancelled."
+        else:
+            self.error = f"Run {meta.get('run')} failed: {job.error}"
+            self.status = ""
+
+    @staticmethod
+    def _history_row(meta: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        settings = {
+            k: ("ideal" if v is None and k.endswith("_bits") else v) for k, v in meta.items()
+        }
+        return {
+            **settings,
+            "accuracy_mean": float(result["accuracy_mean"]),
+            "accuracy_std": float(result.get("accuracy_std", 0.0)),
+            "float_accuracy": float(result.get("float_accuracy", np.nan)),
+            "seconds": float(result.get("seconds", np.nan)),
+        }
+
+    # -- display -------------------------------------------------------------------------------
+    @param.depends("workload", watch=True)
+    def _on_workload(self) -> None:
+        workload = WORKLOADS[self.workload]
+        missing = not workload.weights_present()
+        self._note.param.update(
+            object=(
+                f"**{self.workload}**: no trained weights yet – {workload.how_to_get}."
+                if missing
+                else ""
+            ),
+            visible=missing,
+        )
+        self._run_button.disabled = missing
+
+    @param.depends("status", watch=True)
+    def _show_status(self) -> None:
+        self._status.object = self.status
+
+    @param.depends("error", watch=True)
+    def _show_error(self) -> None:
+        self._alert.param.update(object=self.error, visible=bool(self.error))
+
+    @param.depends("history", watch=True)
+    def _show_history(self) -> None:
+        frame = self.history
+        with pn.io.hold():
+            self._table.object = frame[[c for c in self._display_columns() if c in frame]]
+            self._plot.object = self._history_plot()
+            if len(frame):
+                last = frame.iloc[-1]
+                self._result.object = (
+                    f"Accuracy **{last['accuracy_mean']:.2%}** "
+                    f"± {last['accuracy_std']:.2%} "
+                    f"(float network {last['float_accuracy']:.2%})"
+                )
+            else:
+                self._result.object = ""
+
+    def changed_parameter(self) -> str | None:
+        """The one setting that differs between the runs in the history, if exactly one."""
+        frame = self.history
+        if len(frame) < 2:
+            return None
+        varying = [
+            c
+            for c in frame.columns
+            if c not in HISTORY_COLUMNS and frame[c].astype(object).map(str).nunique() > 1
+        ]
+        return varying[0] if len(varying) == 1 else None
+
+    def _display_columns(self) -> list[str]:
+        frame = self.history
+        settings = [c for c in frame.columns if c not in HISTORY_COLUMNS]
+        varying = [c for c in settings if frame[c].astype(object).map(str).nunique() > 1]
+        return ["run", *varying, "accuracy_mean", "accuracy_std", "float_accuracy", "seconds"]
+
+    def _history_plot(self) -> hv.Overlay:
+        frame = self.history if self.history is not None else pd.DataFrame()
+        x = self.changed_parameter() or "run"
+        if len(frame):
+            data = frame[list(dict.fromkeys([x, "accuracy_mean", "accuracy_std", "run"]))].copy()
+            data["accuracy_mean"] *= 100
+            data["accuracy_std"] *= 100
+            if x != "run" and not pd.api.types.is_numeric_dtype(data[x]):
+                data[x] = data[x].astype(object).map(str)
+            else:
+                data = data.sort_values(x)
+            reference = float(frame["float_accuracy"].iloc[-1]) * 100
+        else:
+            data = pd.DataFrame({x: [], "accuracy_mean": [], "accuracy_std": []})
+            reference = np.nan
+        points = hv.Scatter(data, x, ["accuracy_mean"], label="crossbar").opts(
+            size=8, color="#1f77b4", tools=["hover"]
+        )
+        line = hv.Curve(data, x, "accuracy_mean").opts(color="#1f77b4", alpha=0.5)
+        bars = hv.ErrorBars(data, x, ["accuracy_mean", "accuracy_std"]).opts(color="#1f77b4")
+        layers = [line, bars, points]
+        if np.isfinite(reference):
+            layers.append(
+                hv.HLine(reference, label="float").opts(color="black", line_dash="dashed")
+            )
+        return hv.Overlay(layers).opts(
+            title=f"Accuracy against {x}",
+            ylabel="accuracy (%)",
+            xlabel=x,
+            responsive=True,
+            min_height=240,
+            show_legend=False,
+        )

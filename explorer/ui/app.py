@@ -1,0 +1,286 @@
+"""The Crossbar Explorer dashboard: all components on one page (``explorer.ui.Explorer``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import traceback
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+import torch
+
+from explorer.crossbar import CrossbarConfig
+from explorer.device import DeviceModel
+from explorer.errors import InputError
+from explorer.jobs import JobRunner
+from explorer.models import analog_layers, build_model, load_pretrained
+from explorer.ui.accuracy import WORKLOADS, AccuracyRunner
+from explorer.ui.controls import CrossbarControls, NonIdealityControls
+from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
+from explorer.ui.mapping_view import MappingView
+from explorer.ui.session import served_document
+
+log = logging.getLogger(__name__)
+
+INTRO = """\
+## Crossbar Explorer
+A trained network written into a ReRAM crossbar. **Left:** the cell – its conductance-state
+curve and programmable levels (pick a preset, change levels and nonlinearity, draw your own
+curve or upload a measured one), the variation, and the crossbar's converters.
+**Right, top:** how every weight lands on the nearest achievable conductance – the error
+histograms of the mapping methods overlaid, the realised-vs-ideal transfer curve and the
+error table, updated on every change. **Right, bottom:** *Evaluate* runs the network on the
+simulated crossbar in the background and adds its accuracy to the history."""
+
+DEVICE_URL_PARAMS = ["levels", "nonlinearity", "nonlinearity_ltd", "g_min", "g_max"]
+CONFIG_URL_PARAMS = [
+    "mapping",
+    "scheme",
+    "scale",
+    "tile_rows",
+    "tile_cols",
+    "dac_bits",
+    "adc_bits",
+    "adc_range",
+    "prog_sigma",
+    "read_sigma",
+    "stuck_at_gmin",
+    "stuck_at_gmax",
+    "seed",
+]
+DEVICE_MODEL_PARAMS = [
+    "preset",
+    "levels",
+    "levels_ltd",
+    "nonlinearity",
+    "nonlinearity_ltd",
+    "g_min",
+    "g_max",
+    "c2c_sigma",
+]
+
+
+@pn.cache(max_items=8)
+def network_weights(model: str) -> tuple[dict[str, torch.Tensor], str]:
+    """Weights of a pretrained network by layer, and a note ('' when they are trained).
+
+    Without the weights file, LeNet5's freshly initialised weights stand in (with a note).
+    """
+    try:
+        network = load_pretrained(model)
+        note = ""
+    except InputError as exc:
+        network = build_model(model.split("-")[0])
+        note = f"Showing untrained {model.split('-')[0]} weights: {exc}"
+    weights = {name: module.weight.detach().clone() for name, module in analog_layers(network)}
+    return weights, note
+
+
+class Explorer(pn.viewable.Viewer):
+    """The whole dashboard: device editor, non-idealities, crossbar controls, mapping view
+    and accuracy runner, all editing one :class:`~explorer.crossbar.CrossbarConfig`."""
+
+    config = param.ClassSelector(
+        class_=CrossbarConfig,
+        instantiate=False,
+        label="Crossbar configuration",
+        doc="Device, mapping, tiles, converters and non-idealities.",
+    )
+    error = param.String(
+        default="", label="Error", doc="The last unexpected error, shown at the top of the page."
+    )
+
+    def __init__(
+        self,
+        config: CrossbarConfig | None = None,
+        runner: JobRunner | None = None,
+        sync_url: bool = True,
+        **params: Any,
+    ) -> None:
+        if config is None:
+            device = DeviceModel.from_preset(DEFAULT_PRESET, levels=DEFAULT_LEVELS)
+            config = CrossbarConfig(device=device)
+        super().__init__(config=config, **params)
+        self.device_editor = DeviceEditor(config.device)
+        self.nonidealities = NonIdealityControls(config)
+        self.crossbar = CrossbarControls(config)
+        self.accuracy = AccuracyRunner(config, runner=runner)
+        weights, note = network_weights(WORKLOADS[self.accuracy.workload].model)
+        self.mapping = MappingView(config.device, config, weights)
+        self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
+        self.accuracy.param.watch(self._on_workload, "workload")
+
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False)
+        self._export = pn.widgets.FileDownload(
+            callback=self._settings_file,
+            filename="crossbar_settings.json",
+            label="Export settings (JSON)",
+            button_type="light",
+        )
+        self._import = pn.widgets.FileInput(
+            accept=".json",
+            name="Import settings (JSON)",
+            description="A JSON file written by Export settings.",
+        )
+        self._import.param.watch(self._on_import, "value")
+        if sync_url:
+            self._sync_url()
+        sidebar = pn.Column(
+            self.device_editor,
+            self.nonidealities,
+            self.crossbar,
+            pn.pane.Markdown("### Settings", margin=(0, 10)),
+            self._export,
+            self._import,
+            width=420,
+        )
+        main = pn.Column(
+            self._weights_note, self.mapping, self.accuracy, sizing_mode="stretch_width"
+        )
+        self._layout = pn.Column(
+            pn.pane.Markdown(INTRO, sizing_mode="stretch_width"),
+            self._error,
+            pn.Row(sidebar, main, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    # -- errors ------------------------------------------------------------------------------
+    def show_exception(self, exc: BaseException) -> None:
+        """Show an unexpected error at the top of the page (the app keeps working)."""
+        if isinstance(exc, InputError):
+            self.error = str(exc)
+        else:
+            log.error("dashboard callback failed", exc_info=exc)
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    @param.depends("error", watch=True)
+    def _show_error(self) -> None:
+        self._error.param.update(object=self.error, visible=bool(self.error))
+
+    # -- settings as JSON and in the URL -----------------------------------------------------
+    def export_settings(self) -> dict[str, Any]:
+        """The main settings as plain data (JSON-ready): device and crossbar."""
+        dev = self.config.device
+        device: dict[str, Any] = {"source": dev.source}
+        if dev.source == "table":
+            device["table"] = np.asarray(dev.table).tolist()
+        elif dev.source == "points":
+            device.update(
+                points_pulses=np.asarray(dev.points_pulses).tolist(),
+                points_g=np.asarray(dev.points_g).tolist(),
+                levels=dev.levels,
+            )
+        else:
+            device.update({k: getattr(dev, k) for k in DEVICE_MODEL_PARAMS})
+        crossbar = {
+            k: v for k, v in self.config.param.values().items() if k not in ("name", "device")
+        }
+        return {"device": device, "crossbar": crossbar}
+
+    def import_settings(self, settings: dict[str, Any]) -> None:
+        """Apply settings written by :meth:`export_settings`; bad input raises InputError
+        and leaves the current settings unchanged."""
+        if not isinstance(settings, dict) or not {"device", "crossbar"} <= set(settings):
+            raise InputError("settings: expected a JSON object with 'device' and 'crossbar'")
+        device = dict(settings["device"])
+        crossbar = dict(settings["crossbar"])
+        allowed = set(self.config.param) - {"name", "device"}
+        unknown = set(crossbar) - allowed
+        if unknown:
+            raise InputError(f"settings: unknown crossbar settings {sorted(unknown)}")
+        # validate on scratch copies first, so that a bad file changes nothing
+        try:
+            trial_device = self._device_from_settings(device)
+            CrossbarConfig(device=trial_device, **crossbar).validate()
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"settings: {exc}") from None
+        dev = self.config.device
+        with pn.io.hold():
+            if trial_device.source == "table":
+                dev.set_table(trial_device.table)
+            elif trial_device.source == "points":
+                dev.param.update(levels=trial_device.levels)
+                dev.set_points(trial_device.points_pulses, trial_device.points_g)
+            else:
+                values = {k: getattr(trial_device, k) for k in DEVICE_MODEL_PARAMS}
+                dev.param.update(
+                    source="model",
+                    table=None,
+                    table_pulses=None,
+                    points_pulses=None,
+                    points_g=None,
+                    **values,
+                )
+            self.config.param.update(**crossbar)
+
+    @staticmethod
+    def _device_from_settings(device: dict[str, Any]) -> DeviceModel:
+        source = device.get("source", "model")
+        if source == "table":
+            return DeviceModel.from_table(device["table"])
+        if source == "points":
+            return DeviceModel.from_points(
+                device["points_pulses"],
+                device["points_g"],
+                levels=int(device.get("levels", DEFAULT_LEVELS)),
+            )
+        values = {k: v for k, v in device.items() if k != "source"}
+        return DeviceModel(**values)
+
+    def _settings_file(self) -> io.StringIO:
+        return io.StringIO(json.dumps(self.export_settings(), indent=2))
+
+    def _on_import(self, event: param.parameterized.Event) -> None:
+        if event.new is None:
+            return
+        try:
+            self.import_settings(json.loads(event.new))
+        except (InputError, json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
+            self.error = f"Settings file rejected: {exc}"
+        else:
+            self.error = ""
+
+    def _sync_url(self) -> None:
+        location = pn.state.location if served_document() is not None else None
+        if location is None:
+            return
+        location.sync(self.device_editor, {"preset": "preset"})
+        location.sync(self.config.device, {k: k for k in DEVICE_URL_PARAMS})
+        location.sync(self.config, {k: k for k in CONFIG_URL_PARAMS})
+
+    # -- network -----------------------------------------------------------------------------
+    def _on_workload(self, event: param.parameterized.Event) -> None:
+        weights, note = network_weights(WORKLOADS[event.new].model)
+        with pn.io.hold():
+            self._weights_note.param.update(object=note, visible=bool(note))
+            self.mapping.weights = weights
+
+
+def build_app() -> pn.viewable.Viewable:
+    """Load Panel's extensions and build the dashboard for one session.
+
+    An exception while building gives a page that says what went wrong, never a blank one.
+    """
+    pn.extension()
+    try:
+        app = Explorer()
+    except Exception as exc:  # show it: a blank page helps nobody
+        log.exception("Crossbar Explorer failed to start")
+        details = "".join(traceback.format_exception(exc))
+        return pn.Column(
+            pn.pane.Alert(
+                f"**Crossbar Explorer could not start:** {type(exc).__name__}: {exc}",
+                alert_type="danger",
+            ),
+            pn.pane.Markdown(f"```\n{details}\n```"),
+        )
+    if served_document() is not None:
+        pn.config.exception_handler = app.show_exception  # this session only
+    return app
