@@ -189,11 +189,11 @@ class AccuracyRunner(pn.viewable.Viewer):
         self._workload = pn.widgets.Select.from_param(self.param.workload)
         self._limit = pn.widgets.IntInput.from_param(self.param.limit, step=100)
         self._trials = pn.widgets.IntInput.from_param(self.param.trials)
-        self._run_button = pn.widgets.Button.from_param(self.param.run, button_type="primary")
+        self._run_button = pn.widgets.Button.from_param(self.param.run, color="primary")
         self._cancel_button = pn.widgets.Button.from_param(
-            self.param.cancel, button_type="warning", disabled=True
+            self.param.cancel, color="warning", disabled=True
         )
-        self._clear_button = pn.widgets.Button.from_param(self.param.clear, button_type="light")
+        self._clear_button = pn.widgets.Button.from_param(self.param.clear, color="light")
         self._progress = pn.indicators.Progress(
             value=0, max=1000, sizing_mode="stretch_width", bar_color="primary", visible=False
         )
@@ -211,7 +211,7 @@ class AccuracyRunner(pn.viewable.Viewer):
             callback=self.history_csv,
             filename="crossbar_accuracy_history.csv",
             label="Download history (CSV)",
-            button_type="light",
+            color="light",
         )
         self._on_workload()
         self._layout = pn.Column(

@@ -119,11 +119,11 @@ class Explorer(pn.viewable.Viewer):
             callback=self._settings_file,
             filename="crossbar_settings.json",
             label="Export settings (JSON)",
-            button_type="light",
+            color="light",
         )
         self._import = pn.widgets.FileInput(
             accept=".json",
-            name="Import settings (JSON)",
+            label="Import settings (JSON)",
             description="A JSON file written by Export settings.",
         )
         self._import.param.watch(self._on_import, "value")

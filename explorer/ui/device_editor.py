@@ -102,11 +102,9 @@ class DeviceEditor(pn.viewable.Viewer):
         )
         self._summary = pn.pane.Markdown("", margin=(0, 10))
         self._upload = pn.widgets.FileInput(
-            accept=".csv,.txt", multiple=False, description=CSV_HELP, name="Measured curve (CSV)"
+            accept=".csv,.txt", multiple=False, description=CSV_HELP, label="Measured curve (CSV)"
         )
-        self._draw_button = pn.widgets.Button.from_param(
-            self.param.use_drawn, button_type="default"
-        )
+        self._draw_button = pn.widgets.Button.from_param(self.param.use_drawn, color="default")
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(5, 10))
 
         self._draw_points = hv.Points(self._initial_draw_points(), kdims=[PULSE, CONDUCTANCE])
