@@ -312,7 +312,7 @@ def test_history_plot_is_against_the_one_changed_setting(runner):
     assert list(acc.history["adc_bits"]) == ["ideal", 4]
     plot = acc.__panel__().select(pn.pane.HoloViews)[0].object
     assert plot.get(0).kdims[0].name == "adc_bits"
-    hline = [el for el in plot if el.__class__.__name__ == "HLine"][0]
+    hline = next(el for el in plot if el.__class__.__name__ == "HLine")
     assert hline.data == pytest.approx(acc.history["float_accuracy"].iloc[-1] * 100)
 
 
