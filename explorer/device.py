@@ -101,6 +101,8 @@ def normalized_curve(x: np.ndarray, nl: float) -> np.ndarray:
     if nl == 0:
         return x.copy()
     a = float(a_of_nl(nl))
+    if not a < 1e12:  # |NL| < ~1e-12: within 1e-13 of the linear limit (a = inf would give nan)
+        return x.copy()
     if nl > 0:
         return np.expm1(-x / a) / np.expm1(-1.0 / a)
     return 1.0 - np.expm1(-(1.0 - x) / a) / np.expm1(-1.0 / a)
@@ -220,7 +222,7 @@ def parse_device_csv(data: bytes) -> DeviceTable:
     g = 1.0 / raw if factor is None else raw * factor
     distinct = np.unique(g).size
     if distinct < MIN_LEVELS:
-        raise InputError(f"device CSV: column {value_name!r} has {distinct} distinct value; "
+        raise InputError(f"device CSV: column {value_name!r} has {distinct} distinct value(s); "
                          f"at least {MIN_LEVELS} distinct conductance levels are needed")
     pulse_arr = np.asarray(pulses, dtype=np.float64) if pulse_idx is not None else None
     return DeviceTable(conductance=g, pulse=pulse_arr, column=value_name)
@@ -249,11 +251,11 @@ def _clean_table(conductances: Any) -> np.ndarray:
         raise InputError(f"conductances: expected a 1-D sequence, got shape {g.shape}")
     bad = np.flatnonzero(~np.isfinite(g) | (g <= 0))
     if bad.size:
-        raise InputError(f"conductances: entry {int(bad[0])} is {g[bad[0]]!r}; every "
+        raise InputError(f"conductances: entry {int(bad[0])} is {float(g[bad[0]]):g}; every "
                          "conductance must be finite and > 0 S")
     g = np.unique(g)
     if not MIN_LEVELS <= g.size <= MAX_LEVELS:
-        raise InputError(f"conductances: {g.size} distinct values; a table must define between "
+        raise InputError(f"conductances: {g.size} distinct value(s); a table must define between "
                          f"{MIN_LEVELS} and {MAX_LEVELS} levels")
     return g
 
@@ -513,7 +515,7 @@ def _clean_points(pulses: Any, conductances: Any) -> tuple[np.ndarray, np.ndarra
     if not (np.isfinite(p).all() and np.isfinite(g).all()):
         raise InputError("points: pulses and conductances must be finite")
     if (g <= 0).any():
-        raise InputError(f"points: conductance {g[g <= 0][0]!r} must be > 0 S")
+        raise InputError(f"points: conductance {float(g[g <= 0][0]):g} must be > 0 S")
     order = np.argsort(p, kind="stable")
     p, g = p[order], g[order]
     if (np.diff(p) <= 0).any():

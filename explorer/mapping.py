@@ -47,8 +47,9 @@ SCHEMES = ("offset", "differential", "differential_full")
 SCALES = ("max", "optimal")
 MAX_SCALE_ITERATIONS = 50
 """Upper bound on the alternating least-squares rounds of ``scale="optimal"``."""
-ZERO_LAYER_SCALE = 1e-12
-"""w_max used for an all-zero layer (weight units): its realised weights are then ~0."""
+MIN_SCALE = 1e-12
+"""Smallest w_max (weight units): an all-zero layer (or one below 1e-12) is mapped with this
+scale, so its realised weights are ~0 and float32 conductances stay well defined."""
 
 
 # --------------------------------------------------------------------------------------
@@ -253,13 +254,13 @@ def _nearest(u: torch.Tensor, mids: torch.Tensor) -> torch.Tensor:
 def _initial_scale(w: torch.Tensor, clip: float | None) -> float:
     a = w.reshape(-1).abs()
     if a.numel() == 0:
-        return ZERO_LAYER_SCALE
+        return MIN_SCALE
     if clip is None or clip == 100:
         s = float(a.max())
     else:
         k = min(max(math.ceil(clip / 100.0 * a.numel()), 1), a.numel())
         s = float(a.kthvalue(k).values)
-    return s if s > 0 else ZERO_LAYER_SCALE
+    return max(s, MIN_SCALE)
 
 
 def _sorted_float64(x: torch.Tensor) -> np.ndarray:
@@ -307,7 +308,7 @@ def _optimal_scale(w: torch.Tensor, values: np.ndarray, mids: np.ndarray, s0: fl
             break
         prev = key
         s_next = wv / vv
-        if not (math.isfinite(s_next) and s_next > 0):
+        if not (math.isfinite(s_next) and s_next >= MIN_SCALE):
             break
         s = s_next
     return best_s
@@ -438,7 +439,7 @@ def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
             cb = (_check_codebook(codebook, where) if codebook is not None
                   else lloyd_max(clipped, device.levels))
             target = cb[_nearest(clipped, _midpoints(cb))]
-            s = float(cb.abs().max()) or ZERO_LAYER_SCALE
+            s = max(float(cb.abs().max()), MIN_SCALE)
         else:
             target = clipped
         g_pos, g_neg, w_scale = _continuous_conductances(target, s, scheme, levels)

@@ -1,0 +1,383 @@
+"""DeviceModel curves, presets, a(NL) table, CSV tables, drawn curves and non-idealities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from explorer.device import (
+    MAX_CSV_BYTES,
+    NL_TABLE,
+    PRESETS,
+    DeviceModel,
+    NonIdealities,
+    a_of_nl,
+    make_generator,
+    parse_conductance_csv,
+    parse_device_csv,
+)
+from explorer.errors import InputError
+
+FAST = settings(max_examples=40, deadline=None)
+
+
+def neurosim_levels(g_min: float, g_max: float, levels: int, nl: float) -> np.ndarray:
+    """DESIGN.md §1 written out directly: G(p) = B(1 − exp(−p/A)) + Gmin, A = a·P."""
+    p_max = levels - 1
+    big_a = float(a_of_nl(nl)) * p_max
+    b = (g_max - g_min) / (1 - math.exp(-p_max / big_a))
+    return np.array([b * (1 - math.exp(-p / big_a)) + g_min for p in range(levels)])
+
+
+# ---- presets ---------------------------------------------------------------------------
+DESIGN_TABLE = {  # DESIGN.md §1: Gmax, Gmin, levels, NL LTP, NL LTD, c2c σ
+    "Ag:a-Si": (3.846e-8, 3.077e-9, 97, 2.40, -4.88, 0.035),
+    "TaOx/HfOx": (1.0e-5, 1.0e-6, 128, 0.04, -0.63, 0.037),
+    "AlOx/HfO2": (5.917e-5, 1.336e-5, 40, 1.94, -0.61, 0.05),
+    "EpiRAM": (1.235e-5, 2.459e-7, 256, 0.5, -0.5, 0.02),
+}
+
+
+def test_preset_names_and_sources():
+    assert list(PRESETS) == ["Ag:a-Si", "TaOx/HfOx", "AlOx/HfO2", "EpiRAM", "ideal"]
+    for name in DESIGN_TABLE:
+        assert "NeuroSim" in PRESETS[name]["source"]
+    assert "NeuroSim" in NL_TABLE["source"]
+
+
+@pytest.mark.parametrize("name", list(DESIGN_TABLE))
+def test_preset_values_match_design(name):
+    g_max, g_min, levels, nl, nl_ltd, c2c = DESIGN_TABLE[name]
+    dev = DeviceModel.from_preset(name)
+    assert (dev.g_max, dev.g_min, dev.levels) == (g_max, g_min, levels)
+    assert (dev.nonlinearity, dev.nonlinearity_ltd, dev.c2c_sigma) == (nl, nl_ltd, c2c)
+    assert dev.preset == name and "NeuroSim" in dev.citation
+    np.testing.assert_allclose(dev.conductances(), neurosim_levels(g_min, g_max, levels, nl),
+                               rtol=1e-12)
+
+
+def test_ag_a_si_has_100_depression_levels():
+    dev = DeviceModel.from_preset("Ag:a-Si")
+    assert dev.levels_ltd == 100
+    g = dev.depression_curve(np.arange(100))
+    assert g[0] == pytest.approx(dev.g_max) and g[-1] == pytest.approx(dev.g_min)
+    steps = -np.diff(g)
+    assert (steps > 0).all() and steps[0] > 10 * steps[-1]  # NL −4.88: big steps first
+    with pytest.raises(InputError, match=r"pulses: must lie in \[0, 99\]"):
+        dev.depression_curve([100])
+
+
+def test_ideal_preset_is_linear():
+    dev = DeviceModel.from_preset("ideal")
+    assert dev.nonlinearity == 0
+    np.testing.assert_allclose(dev.normalized_levels(), np.arange(16) / 15, atol=0)
+
+
+def test_preset_overrides_and_unknown_name():
+    dev = DeviceModel.from_preset("AlOx/HfO2", levels=8, nonlinearity=3.0)
+    assert dev.levels == 8 and dev.nonlinearity == 3.0 and dev.g_max == 5.917e-5
+    with pytest.raises(InputError, match=r"preset: unknown device 'HfO'.*AlOx/HfO2"):
+        DeviceModel.from_preset("HfO")
+
+
+# ---- a(NL) -----------------------------------------------------------------------------
+def test_a_table_reproduced():
+    np.testing.assert_allclose(a_of_nl(np.array(NL_TABLE["nl"])), NL_TABLE["a"], rtol=1e-12)
+    np.testing.assert_allclose(a_of_nl(-np.array(NL_TABLE["nl"])), NL_TABLE["a"], rtol=1e-12)
+
+
+def test_a_is_log_log_interpolated_and_extrapolated():
+    nl, a = NL_TABLE["nl"], NL_TABLE["a"]
+    # geometric mean of NL rows maps to the geometric mean of a rows (log-log straight line)
+    assert a_of_nl(math.sqrt(nl[2] * nl[3])) == pytest.approx(math.sqrt(a[2] * a[3]), rel=1e-12)
+    # beyond the last row: the last segment's slope continues
+    slope = math.log(a[4] / a[3]) / math.log(nl[4] / nl[3])
+    assert a_of_nl(9.0) == pytest.approx(a[4] * (9.0 / nl[4]) ** slope, rel=1e-12)
+    grid = np.linspace(0.001, 10, 500)
+    assert (np.diff(a_of_nl(grid)) < 0).all()
+    assert a_of_nl(0) == math.inf
+
+
+def test_small_nl_tends_to_linear_and_negative_nl_mirrors():
+    lin = DeviceModel(levels=33).normalized_levels()
+    np.testing.assert_allclose(DeviceModel(levels=33, nonlinearity=1e-4).normalized_levels(),
+                               lin, atol=1e-4)
+    pos = DeviceModel(levels=33, nonlinearity=2.5).conductances()
+    neg = DeviceModel(levels=33, nonlinearity=-2.5).conductances()
+    np.testing.assert_allclose(neg, 1e-6 + 1e-5 - pos[::-1], rtol=1e-12)
+    assert np.diff(pos)[0] > np.diff(pos)[-1] and np.diff(neg)[0] < np.diff(neg)[-1]
+
+
+@FAST
+@given(g_min=st.floats(1e-9, 1e-4), ratio=st.floats(1.01, 1e3),
+       levels=st.integers(2, 1024), nl=st.floats(-10, 10))
+def test_conductances_increasing_within_bounds(g_min, ratio, levels, nl):
+    dev = DeviceModel(g_min=g_min, g_max=g_min * ratio, levels=levels, nonlinearity=nl)
+    g = dev.conductances()
+    assert g.shape == (levels,)
+    assert (np.diff(g) > 0).all()
+    assert g[0] == dev.g_min and g[-1] == dev.g_max
+    d = dev.normalized_levels()
+    assert d[0] == 0 and d[-1] == 1
+    np.testing.assert_allclose(dev.curve(np.arange(levels)), g, rtol=1e-12)
+
+
+# ---- validation ------------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"levels": 1}, r"DeviceModel.levels' must be at least 2"),
+    ({"levels": 1025}, r"DeviceModel.levels' must be at most 1024"),
+    ({"g_min": 0.0}, r"DeviceModel.g_min' must be greater than 0"),
+    ({"g_min": -1e-6}, r"DeviceModel.g_min' must be greater than 0"),
+    ({"nonlinearity": 10.5}, r"DeviceModel.nonlinearity' must be at most 10"),
+    ({"nonlinearity_ltd": -11}, r"DeviceModel.nonlinearity_ltd' must be at least -10"),
+    ({"g_min": 2e-5, "g_max": 1e-5}, r"g_max: must be greater than g_min"),
+    ({"g_min": 1e-5, "g_max": 1e-5}, r"g_max: must be greater than g_min"),
+    ({"c2c_sigma": -0.1}, r"DeviceModel.c2c_sigma' must be at least 0"),
+])
+def test_bad_device_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DeviceModel(**kwargs)
+
+
+def test_inconsistent_change_is_undone():
+    dev = DeviceModel()
+    with pytest.raises(InputError, match="g_max: must be greater than g_min"):
+        dev.g_min = 5e-5
+    assert dev.g_min == 1e-6
+    dev.param.update(g_min=5e-5, g_max=9e-5)  # both at once is fine
+    assert (dev.g_min, dev.g_max) == (5e-5, 9e-5)
+    assert dev.on_off_ratio == pytest.approx(1.8)
+    dev.set_on_off_ratio(10)
+    assert dev.g_min == pytest.approx(9e-6)
+    with pytest.raises(InputError, match="on_off_ratio: must be a finite number > 1"):
+        dev.set_on_off_ratio(0.5)
+
+
+def test_curve_pulses_out_of_range():
+    with pytest.raises(InputError, match=r"pulses: must lie in \[0, 15\]"):
+        DeviceModel().curve([-1, 3])
+    with pytest.raises(InputError, match=r"pulses: must lie in \[0, 15\]"):
+        DeviceModel().curve([16])
+
+
+# ---- measured tables -------------------------------------------------------------------
+def test_table_any_order_duplicates_define_levels():
+    dev = DeviceModel.from_table([3e-6, 1e-6, 2e-6, 2e-6, 5e-6])
+    assert dev.source == "table" and dev.levels == 4
+    np.testing.assert_array_equal(dev.conductances(), [1e-6, 2e-6, 3e-6, 5e-6])
+    np.testing.assert_allclose(dev.normalized_levels(), [0, 0.25, 0.5, 1])
+    assert (dev.g_min, dev.g_max) == (1e-6, 5e-6)
+    assert dev.curve([1.5])[0] == pytest.approx(2.5e-6)
+    with pytest.raises(InputError, match=r"levels: a measured table defines the levels \(4 "):
+        dev.levels = 16
+    assert dev.levels == 4
+    with pytest.raises(InputError, match="g_min/g_max: a measured table defines them"):
+        dev.g_max = 1e-5
+    with pytest.raises(InputError, match="levels: a measured table defines it"):
+        DeviceModel.from_table([1e-6, 2e-6], levels=8)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ([1e-6], r"conductances: 1 distinct value\(s\); a table must define between 2 and 1024"),
+    ([1e-6, 1e-6], r"conductances: 1 distinct value\(s\)"),
+    (np.linspace(1e-6, 2e-6, 1025), r"conductances: 1025 distinct value\(s\)"),
+    ([1e-6, -2e-6], r"conductances: entry 1 is -2e-06; every conductance must be finite and > 0"),
+    ([1e-6, float("nan")], r"conductances: entry 1 is nan"),
+    ([[1e-6, 2e-6]], r"conductances: expected a 1-D sequence"),
+    (["a", "b"], r"conductances: expected a 1-D sequence of numbers"),
+])
+def test_bad_tables(values, message):
+    with pytest.raises(InputError, match=message):
+        DeviceModel.from_table(values)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("conductance\n3e-6\n1e-6\n2e-6\n", [3e-6, 1e-6, 2e-6]),
+    ("Conductance_uS\n1\n2.5\n", [1e-6, 2.5e-6]),
+    ("pulse,resistance_ohm,note\n0,1000000,a\n1,500000,b\n\n", [1e-6, 2e-6]),
+    ("pulse;conductance\n0;1e-6\n1;2e-6\n", [1e-6, 2e-6]),
+    ("\ufeffconductance\r\n1e-6\r\n2e-6\r\n", [1e-6, 2e-6]),
+])
+def test_csv_formats(text, expected):
+    np.testing.assert_allclose(parse_conductance_csv(text.encode()), expected, rtol=1e-12)
+
+
+def test_csv_pulse_column_kept_and_device_from_csv(tmp_path):
+    data = b"pulse,conductance_uS\n0,1\n1,2\n2,2\n3,4\n"
+    table = parse_device_csv(data)
+    np.testing.assert_array_equal(table.pulse, [0, 1, 2, 3])
+    assert table.column == "conductance_uS"
+    path = tmp_path / "cell.csv"
+    path.write_bytes(data)
+    for src in (path, str(path), data):
+        dev = DeviceModel.from_csv(src)
+        assert dev.levels == 3
+        np.testing.assert_allclose(dev.conductances(), [1e-6, 2e-6, 4e-6])
+    np.testing.assert_array_equal(dev.table_pulses, [0, 1, 2, 3])
+
+
+CSV_ERRORS = [
+    (b"", r"the file is empty"),
+    (b" \n\n", r"the file is empty"),
+    (b"conductance\n", r"no data rows below the header \(column 'conductance'\)"),
+    (b"conductance\n1e-6\nabc\n", r"row 3, column 'conductance': 'abc' is not a number"),
+    (b"conductance\n1e-6\nnan\n", r"row 3, column 'conductance': 'nan' is not finite"),
+    (b"conductance\n1e-6\n-inf\n", r"row 3, column 'conductance': '-inf' is not finite"),
+    (b"conductance\n0\n1e-6\n", r"row 2, column 'conductance': '0' must be > 0"),
+    (b"resistance_ohm\n1000\n-5\n", r"row 3, column 'resistance_ohm': '-5' must be > 0"),
+    (b"pulse,conductance\n0,1e-6\n1,\n", r"row 3, column 'conductance': empty cell"),
+    (b"pulse,conductance\n0,1e-6\n1\n", r"row 3, column 'conductance': empty cell"),
+    (b"pulse,conductance\nx,1e-6\n", r"row 2, column 'pulse': 'x' is not a number"),
+    (b"pulse,conductance\n-1,1e-6\n", r"row 2, column 'pulse': '-1' must be >= 0"),
+    (b"conductance\n1e-6\n1e-6\n", r"column 'conductance' has 1 distinct value\(s\); at least 2"),
+    (b"1e-6\n2e-6\n", r"row 1 holds numbers, not a header"),
+    (b"g,pulse\n1,2\n", r"expected exactly one value column .*found \['g', 'pulse'\]"),
+    (b"conductance,resistance_ohm\n1,2\n", r"expected exactly one value column.*found \['conductance', 'resistance_ohm'\]"),
+    (b"conductance\n\xff\xfe1e-6\n", r"the file is not UTF-8 text \(invalid byte at offset 12\)"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), CSV_ERRORS)
+def test_csv_errors(data, message):
+    with pytest.raises(InputError, match=r"device CSV: " + message):
+        parse_device_csv(data)
+
+
+def test_csv_size_and_row_limits(tmp_path):
+    big = b"conductance\n" + b"1.000000000000e-06\n" * (MAX_CSV_BYTES // 19 + 1)
+    with pytest.raises(InputError, match=r"device CSV: the file has [\d,]+ bytes; at most 1 MB"):
+        parse_device_csv(big)
+    path = tmp_path / "big.csv"
+    path.write_bytes(big)
+    with pytest.raises(InputError, match=r"device CSV: 'big.csv' has [\d,]+ bytes; at most 1 MB"):
+        DeviceModel.from_csv(path)
+    rows = b"conductance\n" + b"1e-6\n2e-6\n" * 50_001
+    assert len(rows) < MAX_CSV_BYTES
+    with pytest.raises(InputError, match=r"more than 100,000 data rows \(row 100002\)"):
+        parse_device_csv(rows)
+    with pytest.raises(InputError, match=r"device CSV: file '.*missing.csv' does not exist"):
+        DeviceModel.from_csv(tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="expected the file's bytes, got text"):
+        parse_device_csv("conductance\n1\n2\n")
+
+
+# ---- drawn curves ----------------------------------------------------------------------
+def test_points_pchip_through_points_and_monotone():
+    pulses, g = [0, 10, 20, 30], [1e-6, 6e-6, 8e-6, 9e-6]
+    dev = DeviceModel.from_points(pulses, g, levels=4)  # samples fall on the points
+    assert dev.source == "points"
+    np.testing.assert_allclose(dev.conductances(), g, rtol=1e-12)
+    dev.levels = 301
+    fine = dev.conductances()
+    assert (np.diff(fine) > 0).all()
+    np.testing.assert_allclose(fine[::100], g, rtol=1e-12)
+    dev.param.update(g_min=2e-6, g_max=4e-6)  # the drawn shape is rescaled
+    np.testing.assert_allclose(dev.conductances()[::100], [2e-6, 3.25e-6, 3.75e-6, 4e-6],
+                               rtol=1e-12)
+    unordered = DeviceModel.from_points([20, 0, 10, 30], [8e-6, 1e-6, 6e-6, 9e-6], levels=4)
+    np.testing.assert_allclose(unordered.conductances(), g, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("pulses", "g", "message"), [
+    ([0], [1e-6], r"points: need between 2 and 1024 points, got 1"),
+    ([0, 1], [1e-6], r"points: pulses and conductances must be 1-D and of equal length"),
+    ([0, 1, 2], [1e-6, 3e-6, 2e-6], r"point 2 \(pulse 2, 2e-06 S\) does not exceed"),
+    ([0, 1], [1e-6, 1e-6], r"conductance must increase with pulse number"),
+    ([0, 0], [1e-6, 2e-6], r"points: pulse numbers must be distinct"),
+    ([0, 1], [0.0, 2e-6], r"points: conductance 0 must be > 0 S"),
+    ([0, float("inf")], [1e-6, 2e-6], r"points: pulses and conductances must be finite"),
+])
+def test_bad_points(pulses, g, message):
+    with pytest.raises(InputError, match=message):
+        DeviceModel.from_points(pulses, g)
+
+
+def test_source_without_data_is_rejected():
+    with pytest.raises(InputError, match="source: 'table' needs measured conductances"):
+        DeviceModel(source="table")
+    with pytest.raises(InputError, match="source: 'points' needs curve points"):
+        DeviceModel(source="points")
+
+
+# ---- non-idealities --------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"prog_sigma": -0.1}, r"NonIdealities.prog_sigma' must be at least 0"),
+    ({"read_sigma": -1}, r"NonIdealities.read_sigma' must be at least 0"),
+    ({"stuck_at_gmin": 1.5}, r"NonIdealities.stuck_at_gmin' must be at most 1"),
+    ({"stuck_at_gmax": -0.1}, r"NonIdealities.stuck_at_gmax' must be at least 0"),
+    ({"stuck_at_gmin": 0.6, "stuck_at_gmax": 0.5},
+     r"stuck_at_gmin \+ stuck_at_gmax: must be at most 1, got 0.6 \+ 0.5 = 1.1"),
+    ({"prog_sigma_mode": "gaussian"}, r"prog_sigma_mode"),
+])
+def test_bad_nonidealities(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        NonIdealities(**kwargs)
+
+
+def test_stuck_at_sum_change_is_undone():
+    ni = NonIdealities(stuck_at_gmin=0.7)
+    with pytest.raises(InputError, match="must be at most 1"):
+        ni.stuck_at_gmax = 0.5
+    assert ni.stuck_at_gmax == 0.0
+
+
+@FAST
+@given(seed=st.integers(0, 2**31 - 1), sigma=st.floats(0, 0.5), sa0=st.floats(0, 0.5),
+       sa1=st.floats(0, 0.5), mode=st.sampled_from(["relative", "absolute"]))
+def test_same_seed_same_draws(seed, sigma, sa0, sa1, mode):
+    dev = DeviceModel.from_preset("EpiRAM", levels=8)
+    g = torch.as_tensor(dev.conductances(), dtype=torch.float32).repeat(50)
+    ni = NonIdealities(prog_sigma=sigma, prog_sigma_mode=mode, stuck_at_gmin=sa0,
+                       stuck_at_gmax=sa1, read_sigma=sigma)
+    a = ni.program(g, dev, make_generator(seed))
+    b = ni.program(g, dev, make_generator(seed))
+    assert torch.equal(a, b) and (a >= 0).all()
+    assert torch.equal(ni.read(a, make_generator(seed)), ni.read(a, make_generator(seed)))
+    if sigma > 0.01:
+        assert not torch.equal(a, ni.program(g, dev, make_generator(seed + 1)))
+
+
+def test_variation_statistics():
+    dev = DeviceModel(g_min=1e-6, g_max=1e-5)
+    g = torch.full((200_000,), 5e-6)
+    rel = NonIdealities(prog_sigma=0.1).program(g, dev, make_generator(1))
+    assert float(rel.mean()) == pytest.approx(5e-6, rel=2e-3)
+    assert float(rel.std()) == pytest.approx(0.1 * 5e-6, rel=2e-2)
+    ab = NonIdealities(prog_sigma=0.1, prog_sigma_mode="absolute").program(g, dev,
+                                                                        make_generator(1))
+    assert float(ab.std()) == pytest.approx(0.1 * 9e-6, rel=2e-2)
+    # the same seed gives the same normal draws in both modes
+    torch.testing.assert_close((rel - g) / (0.1 * 5e-6), (ab - g) / (0.1 * 9e-6), rtol=0,
+                               atol=1e-3)
+    clipped = NonIdealities(prog_sigma=3.0).program(g, dev, make_generator(2))
+    assert float(clipped.min()) == 0.0 and (clipped == 0).float().mean() > 0.3
+
+
+def test_stuck_at_fractions_and_read_noise():
+    dev = DeviceModel(g_min=1e-6, g_max=1e-5)
+    g = torch.full((100_000,), 5e-6)
+    out = NonIdealities(stuck_at_gmin=0.1, stuck_at_gmax=0.25).program(g, dev,
+                                                                       make_generator(3))
+    assert float((out == 1e-6).float().mean()) == pytest.approx(0.1, abs=0.005)
+    assert float((out == 1e-5).float().mean()) == pytest.approx(0.25, abs=0.005)
+    assert float((out == 5e-6).float().mean()) == pytest.approx(0.65, abs=0.005)
+    ideal = NonIdealities()
+    assert ideal.is_ideal and torch.equal(ideal.program(g, dev, make_generator(0)), g)
+    assert ideal.read(g) is g
+    noisy = NonIdealities(read_sigma=0.05)
+    gen = make_generator(4)
+    first, second = noisy.read(g, gen), noisy.read(g, gen)
+    assert not torch.equal(first, second)  # redrawn every read
+    assert float(first.std()) == pytest.approx(0.05 * 5e-6, rel=3e-2)
+
+
+def test_generator_required():
+    with pytest.raises(InputError, match="generator: program\\(\\) needs a seeded"):
+        NonIdealities(prog_sigma=0.1).program(torch.ones(3), DeviceModel(), None)
+    with pytest.raises(InputError, match="seed: must be an integer >= 0"):
+        make_generator(-1)
