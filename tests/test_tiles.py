@@ -217,7 +217,7 @@ def test_signed_inputs_take_two_passes():
     tiled = TiledConv2d.from_layer(conv, TileSettings(dac_bits=8, adc_bits=5))
     tiled.calibrate(x)
     assert tiled.signed_input and tiled.planes == 2
-    sums, coeffs = tiled.partial_sums(x)
+    _sums, coeffs = tiled.partial_sums(x)
     assert coeffs.tolist() == [1.0, -1.0]
     step = tiled._dac_step()
     x_pos = (x.clamp(min=0) / step).round().clamp(max=255) * step

@@ -1,0 +1,160 @@
+"""``explorer bench``: cost of the crossbar simulation against a plain torch forward pass.
+
+Three timings, each a ratio against the plain torch forward pass of the same model on
+the same images, measured in the same run (interleaved repeats, best of each):
+
+* ``lenet5_ratio`` – LeNet5 on 2,000 embedded MNIST digits (batches of 500), 128×128
+  tiles, 8-bit DAC, 6-bit ADC, 5 % programming variation; the analog time includes the
+  trial's programming draw (:meth:`CrossbarModel.reprogram`).
+* ``lenet5_bitserial_ratio`` – the same with bit-serial 8-bit inputs.
+* ``resnet20_ratio`` – ResNet-20 on one batch of 256 CIFAR-shaped images, same crossbar.
+
+Mapping and calibration happen once per configuration and are reported separately
+(``*_setup_ms``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from explorer.cli import print_json
+
+NAME = "bench"
+HELP = "Time the crossbar simulation against plain torch (LeNet5, bit-serial, ResNet-20)."
+
+LENET5_IMAGES = 2000
+LENET5_BATCH = 500
+RESNET20_BATCH = 256
+CALIBRATION_IMAGES = 256
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed repeats per measurement, best taken (default 5)")
+    parser.add_argument("--only", choices=("lenet5", "lenet5_bitserial", "resnet20"),
+                        default=None, help="run one measurement only")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def bench_config(bit_serial: bool = False) -> Any:
+    """The crossbar timed by the benchmark (issue 5's settings)."""
+    from explorer.crossbar import CrossbarConfig
+    from explorer.device import DeviceModel
+
+    return CrossbarConfig(device=DeviceModel(levels=16, nonlinearity=1.0), mapping="min_error",
+                          scheme="offset", tile_rows=128, tile_cols=128, dac_bits=8,
+                          adc_bits=6, prog_sigma=0.05, bit_serial=bit_serial, seed=0)
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def compare(model: nn.Module, images: Tensor, cfg: Any, calibration: Tensor, batch_size: int,
+            repeats: int) -> dict[str, float]:
+    """Best-of-``repeats`` wall times (ms) of plain and crossbar inference and their ratio.
+
+    One crossbar "run" = a new programming draw plus the forward pass over all images.
+    """
+    from explorer.crossbar import to_crossbar
+
+    model = model.eval()
+    start = time.perf_counter()
+    analog = to_crossbar(model, cfg, calibration=calibration)
+    setup = time.perf_counter() - start
+    batches = list(images.split(batch_size))
+
+    def plain() -> None:
+        for x in batches:
+            model(x)
+
+    trial = iter(range(1, 1 << 30))
+
+    def crossbar() -> None:
+        analog.reprogram(next(trial))
+        for x in batches:
+            analog(x)
+
+    plain(), crossbar()  # warm-up (allocator, oneDNN primitives)
+    plain_times, analog_times = [], []
+    for _ in range(repeats):
+        plain_times.append(_timed(plain))
+        analog_times.append(_timed(crossbar))
+    best_plain, best_analog = min(plain_times), min(analog_times)
+    return {"plain_ms": 1e3 * best_plain, "crossbar_ms": 1e3 * best_analog,
+            "ratio": best_analog / best_plain, "setup_ms": 1e3 * setup}
+
+
+def _lenet5() -> tuple[nn.Module, Tensor, Tensor, str]:
+    from explorer.data import load_dataset
+    from explorer.errors import InputError
+    from explorer.models import build_model, load_pretrained
+
+    try:
+        model, weights = load_pretrained("lenet5-mnist"), "lenet5-mnist"
+    except InputError:  # not trained yet: timing does not depend on the weight values
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model, weights = build_model("lenet5").eval(), "random init"
+    train = load_dataset("mnist-embedded", "train", limit=LENET5_IMAGES + CALIBRATION_IMAGES)
+    images = train.images.float().div_(255)
+    return model, images[:LENET5_IMAGES], images[LENET5_IMAGES:], weights
+
+
+def _resnet20() -> tuple[nn.Module, Tensor, Tensor]:
+    from explorer.models import build_model
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model("resnet20").eval()
+    images = torch.rand(RESNET20_BATCH + CALIBRATION_IMAGES // 4, 3, 32, 32, generator=gen)
+    return model, images[:RESNET20_BATCH], images[RESNET20_BATCH:]
+
+
+def run_benchmarks(repeats: int = 5, only: str | None = None) -> dict[str, Any]:
+    """All measurements as plain data (ratios and milliseconds)."""
+    out: dict[str, Any] = {"threads": torch.get_num_threads(), "repeats": repeats}
+    if only in (None, "lenet5", "lenet5_bitserial"):
+        model, images, calibration, weights = _lenet5()
+        out["lenet5_weights"] = weights
+        for key, serial in (("lenet5", False), ("lenet5_bitserial", True)):
+            if only not in (None, key):
+                continue
+            timing = compare(model, images, bench_config(serial), calibration, LENET5_BATCH,
+                             repeats)
+            out[f"{key}_ratio"] = round(timing["ratio"], 3)
+            out.update({f"{key}_{name}": round(value, 2) for name, value in timing.items()
+                        if name != "ratio"})
+    if only in (None, "resnet20"):
+        model, images, calibration = _resnet20()
+        timing = compare(model, images, bench_config(), calibration, RESNET20_BATCH, repeats)
+        out["resnet20_ratio"] = round(timing["ratio"], 3)
+        out.update({f"resnet20_{name}": round(value, 2) for name, value in timing.items()
+                    if name != "ratio"})
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from explorer.errors import InputError
+
+    if args.repeats < 1:
+        raise InputError(f"--repeats: must be at least 1, got {args.repeats}")
+    result = run_benchmarks(args.repeats, args.only)
+    if args.json:
+        print_json(result)
+        return 0
+    for key in ("lenet5", "lenet5_bitserial", "resnet20"):
+        if f"{key}_ratio" in result:
+            print(f"{key:17s} plain {result[f'{key}_plain_ms']:8.1f} ms   crossbar "
+                  f"{result[f'{key}_crossbar_ms']:8.1f} ms   ratio {result[f'{key}_ratio']:.2f}×")
+    return 0

@@ -1,0 +1,326 @@
+"""A trained network written into ReRAM crossbars (DESIGN.md §3–4).
+
+:class:`CrossbarConfig` holds the hardware: device, mapping, tiles, converters and
+non-idealities. :func:`to_crossbar` deep-copies a model and replaces every Conv2d and
+Linear by an analog layer:
+
+1. the weights are mapped to conductances (:func:`explorer.mapping.map_weights`);
+2. the DAC and ADC ranges are calibrated per layer on a calibration batch, with the
+   noise-free mapped weights (design-time calibration: Monte-Carlo trials share them);
+3. the cells are programmed with :class:`explorer.device.NonIdealities` (variation,
+   stuck-at faults) from a seeded generator; :meth:`CrossbarModel.reprogram` redraws
+   this for a new trial without mapping again;
+4. every forward pass reads the cells (read noise redrawn per pass, if set) and runs
+   the tiled crossbar product of :mod:`explorer.tiles` (row chunks, DAC, ADC, digital
+   accumulation, digital bias).
+
+Read noise and variation touch the programmed cells only; the offset scheme's
+reference column is taken as noise-free.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import param
+import torch
+from torch import Tensor, nn
+
+from explorer.device import DeviceModel, NonIdealities
+from explorer.errors import InputError
+from explorer.mapping import METHODS, SCALES, SCHEMES, MappingResult, map_weights
+from explorer.tiles import ADC_RANGES, MAX_BITS, TiledConv2d, TiledLayer, TiledLinear, TileSettings
+
+
+class CrossbarConfig(param.Parameterized):
+    """The crossbar hardware a network is written into (all knobs of DESIGN.md §2–4)."""
+
+    device = param.ClassSelector(
+        class_=DeviceModel, default=DeviceModel(), instantiate=True, label="Device",
+        doc="The ReRAM cell: conductance levels (Siemens) and curve.")
+    mapping = param.Selector(
+        default="min_error", objects=list(METHODS), label="Mapping",
+        doc="Weight → level method: linear, min_error, generalized or exact (no quantization).")
+    scheme = param.Selector(
+        default="offset", objects=list(SCHEMES), label="Cell scheme",
+        doc="offset: one cell and a reference column; differential: a G+/G− pair; "
+            "differential_full: both cells of the pair programmable.")
+    scale = param.Selector(
+        default="max", objects=list(SCALES), label="Weight scale",
+        doc="max: w_max = max |w|; optimal: least-squares w_max alternated with the levels.")
+    tile_rows = param.Integer(
+        default=128, bounds=(1, 65536), softbounds=(8, 1024), label="Tile rows",
+        doc="Word lines read at once per tile (rows per partial sum), 1 … 65536.")
+    tile_cols = param.Integer(
+        default=128, bounds=(1, 65536), softbounds=(8, 1024), label="Tile columns",
+        doc="Bit lines per tile, 1 … 65536 (changes the tile count, not the result).")
+    dac_bits = param.Integer(
+        default=8, bounds=(1, MAX_BITS), allow_None=True, label="DAC bits",
+        doc="Input DAC resolution in bits, 1 … 16; None = ideal (analog inputs).")
+    adc_bits = param.Integer(
+        default=None, bounds=(1, MAX_BITS), allow_None=True, label="ADC bits",
+        doc="ADC resolution of each row chunk's partial sum in bits, 1 … 16; None = ideal.")
+    adc_range = param.Selector(
+        default="max", objects=list(ADC_RANGES), label="ADC range",
+        doc="How each layer's ADC range is set from the calibration batch: max |partial "
+            "sum|, a percentile of it, or a fixed fraction of the full-scale sum.")
+    adc_percentile = param.Number(
+        default=99.99, bounds=(0, 100), inclusive_bounds=(False, True), softbounds=(90, 100),
+        label="ADC percentile", doc="Percentile of |partial sums| used as the ADC range "
+        "(adc_range='percentile'), in (0, 100].")
+    adc_fixed_range = param.Number(
+        default=1.0, bounds=(0, 1), inclusive_bounds=(False, True), label="ADC fixed range",
+        doc="ADC range as a fraction of the full-scale partial sum (largest chunk's rows × "
+            "max |weight| × full input), in (0, 1] (adc_range='fixed').")
+    bit_serial = param.Boolean(
+        default=False, label="Bit-serial inputs",
+        doc="Apply inputs one bit-plane per cycle (needs dac_bits); ADC per plane, shift-add.")
+    prog_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 0.3), label="Programming σ",
+        doc="Device-to-device programming variation σ (relative or absolute, see "
+            "prog_sigma_mode), redrawn each Monte-Carlo trial; >= 0.")
+    prog_sigma_mode = param.Selector(
+        default="relative", objects=["relative", "absolute"], label="σ mode",
+        doc="relative: G·(1 + σN); absolute: G + σ·(g_max − g_min)·N (NeuroSim).")
+    read_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 0.2), label="Read σ",
+        doc="Relative read noise G·(1 + σN), redrawn every forward pass; >= 0.")
+    stuck_at_gmin = param.Number(
+        default=0.0, bounds=(0, 1), label="Stuck at G min",
+        doc="Fraction of programmed cells stuck at g_min (SA0), 0 … 1.")
+    stuck_at_gmax = param.Number(
+        default=0.0, bounds=(0, 1), label="Stuck at G max",
+        doc="Fraction of programmed cells stuck at g_max (SA1), 0 … 1; SA0 + SA1 <= 1.")
+    seed = param.Integer(
+        default=0, bounds=(0, 2**63 - 1), label="Seed",
+        doc="Seed of programming variation, faults and read noise (same seed, same numbers).")
+
+    def tile_settings(self) -> TileSettings:
+        """The tile geometry and converters (raises InputError for inconsistent values)."""
+        return TileSettings(
+            tile_rows=self.tile_rows, tile_cols=self.tile_cols, dac_bits=self.dac_bits,
+            adc_bits=self.adc_bits, adc_range=self.adc_range,
+            adc_percentile=float(self.adc_percentile),
+            adc_fixed_range=float(self.adc_fixed_range), bit_serial=self.bit_serial,
+            cells_per_weight=1 if self.scheme == "offset" else 2)
+
+    def nonidealities(self) -> NonIdealities:
+        """The variation, read noise and faults as a :class:`NonIdealities`."""
+        return NonIdealities(
+            prog_sigma=self.prog_sigma, prog_sigma_mode=self.prog_sigma_mode,
+            read_sigma=self.read_sigma, stuck_at_gmin=self.stuck_at_gmin,
+            stuck_at_gmax=self.stuck_at_gmax)
+
+    def validate(self) -> None:
+        """Raise InputError if the combination of values is impossible."""
+        self.tile_settings()
+        self.nonidealities()
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-data description (JSON-ready) of the configuration and its device."""
+        out = {name: getattr(self, name) for name in self.param if name not in ("name", "device")}
+        dev = self.device
+        out["device"] = {"preset": dev.preset, "source": dev.source, "g_min": dev.g_min,
+                         "g_max": dev.g_max, "levels": dev.levels,
+                         "nonlinearity": dev.nonlinearity}
+        return out
+
+
+def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
+    """Seed of Monte-Carlo ``trial`` (0, 1, …) of a configuration ``seed``, per stream
+    (0 programming, 1 read noise): independent streams, reproducible."""
+    return int(np.random.SeedSequence([int(seed), int(trial), int(stream)]).generate_state(1)[0])
+
+
+class _Programmed:
+    """Conductances of one analog layer: mapping target, programmed state, reads."""
+
+    mapping: MappingResult
+    nonideal: NonIdealities
+    device: DeviceModel
+    model: CrossbarModel | None
+
+    def _attach(self, mapping: MappingResult, nonideal: NonIdealities,
+                device: DeviceModel) -> None:
+        self.mapping = mapping
+        self.nonideal = nonideal
+        self.device = device
+        self.g_pos = mapping.g_pos.float()
+        self.g_neg = mapping.g_neg.float()
+        self.read_generator: torch.Generator | None = None
+
+    def program(self, generator: torch.Generator | None) -> None:
+        """Draw this trial's programmed conductances (variation, faults) and install them."""
+        m = self.mapping
+        target_pos, target_neg = m.g_pos.to(self.weight.device), m.g_neg.to(self.weight.device)
+        if generator is None:
+            self.g_pos, self.g_neg = target_pos.float(), target_neg.float()
+        else:
+            self.g_pos = self.nonideal.program(target_pos, self.device, generator).float()
+            self.g_neg = target_neg.float() if m.neg_is_reference else \
+                self.nonideal.program(target_neg, self.device, generator).float()
+        self.set_weight(m.to_weight(self.g_pos, self.g_neg))  # type: ignore[attr-defined]
+
+    def forward_weight(self) -> Tensor:
+        """Programmed weight, with this pass's read noise if ``read_sigma`` > 0."""
+        if not self.nonideal.read_sigma:
+            return self.weight  # type: ignore[attr-defined]
+        gen = self.read_generator
+        g_pos = self.nonideal.read(self.g_pos, gen)
+        g_neg = self.g_neg if self.mapping.neg_is_reference else self.nonideal.read(self.g_neg, gen)
+        return self.mapping.to_weight(g_pos, g_neg)
+
+
+class AnalogConv2d(_Programmed, TiledConv2d):
+    """A Conv2d whose weights live in programmed ReRAM cells on tiles."""
+
+
+class AnalogLinear(_Programmed, TiledLinear):
+    """A Linear whose weights live in programmed ReRAM cells on tiles."""
+
+
+AnalogLayer = AnalogConv2d | AnalogLinear
+
+
+class CrossbarModel(nn.Module):
+    """A network with its Conv2d/Linear layers on crossbars; ``forward`` as the original.
+
+    ``network`` is the converted deep copy; :meth:`reprogram` starts a new Monte-Carlo
+    trial; :meth:`counters` gives the hardware counts per layer.
+    """
+
+    def __init__(self, network: nn.Module, config: CrossbarConfig,
+                 layers: dict[str, AnalogLayer]) -> None:
+        super().__init__()
+        self.network = network
+        self.config = config
+        self._layer_names = list(layers)
+        self.trial = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)
+
+    def analog_layers(self) -> list[tuple[str, AnalogLayer]]:
+        """(name, layer) of every analog layer, in model order (names as in the original)."""
+        modules = dict(self.network.named_modules())
+        return [(name, modules[name]) for name in self._layer_names]  # type: ignore[misc]
+
+    @property
+    def mappings(self) -> dict[str, MappingResult]:
+        """The noise-free mapping of every layer, by name."""
+        return {name: layer.mapping for name, layer in self.analog_layers()}
+
+    def reprogram(self, trial: int = 0, seed: int | None = None) -> None:
+        """Program the cells for Monte-Carlo ``trial`` (new variation/fault draw, no re-mapping).
+
+        Seeds come from :func:`trial_seed` (``seed`` defaults to the config's): the same
+        (seed, trial) gives the same conductances and the same read-noise sequence.
+        """
+        if isinstance(trial, bool) or not isinstance(trial, int) or trial < 0:
+            raise InputError(f"trial: must be an integer >= 0, got {trial!r}")
+        seed = self.config.seed if seed is None else seed
+        where = self._where()
+        nonideal = self.config.nonidealities()
+        draws = nonideal.prog_sigma or nonideal.stuck_at_gmin or nonideal.stuck_at_gmax
+        prog = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 0)) \
+            if draws else None
+        read = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 1))
+        for _, layer in self.analog_layers():
+            layer.program(prog)
+            layer.read_generator = read
+        self.trial = trial
+
+    def _where(self) -> torch.device:
+        for _, layer in self.analog_layers():
+            return layer.weight.device
+        return torch.device("cpu")
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> CrossbarModel:
+        """Moving the model (``.to(device)``) moves the conductances and re-seeds the trial."""
+        before = self._where()
+        super()._apply(fn, *args, **kwargs)
+        if self._where() != before:
+            for _, layer in self.analog_layers():
+                layer.g_pos = fn(layer.g_pos)
+                layer.g_neg = fn(layer.g_neg)
+            self.reprogram(self.trial)
+        return self
+
+    def counters(self) -> dict[str, Any]:
+        """Hardware counts per layer and their totals (tiles, cells, ADC conversions and DAC
+        cycles per image); per-image counts come from the calibration batch's shape."""
+        layers = {name: layer.counters() for name, layer in self.analog_layers()}
+        keys = ("tiles", "cells", "adc_conversions", "dac_cycles")
+        total = {key: int(sum(c[key] for c in layers.values())) for key in keys}
+        return {"layers": layers, "total": total}
+
+
+def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | None = None,
+                trial: int = 0) -> CrossbarModel:
+    """The crossbar counterpart of ``model`` (which is left unchanged), in eval mode.
+
+    ``calibration``: float images [N, C, H, W] (a few hundred) for the DAC/ADC ranges;
+    needed unless both converters are ideal (``dac_bits`` and ``adc_bits`` None).
+    ``trial``: the Monte-Carlo trial programmed first (see :meth:`CrossbarModel.reprogram`).
+    """
+    if not isinstance(cfg, CrossbarConfig):
+        raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    settings = cfg.tile_settings()
+    nonideal = cfg.nonidealities()
+    needs_ranges = cfg.dac_bits is not None or cfg.adc_bits is not None
+    if needs_ranges and calibration is None:
+        raise InputError("calibration: images are needed to set the DAC/ADC ranges "
+                         "(dac_bits/adc_bits are not None); pass calibration=images")
+    network = copy.deepcopy(model).eval()
+    layers: dict[str, AnalogLayer] = {}
+    for parent_name, parent in list(network.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            if not isinstance(child, (nn.Conv2d, nn.Linear)):
+                continue
+            name = f"{parent_name}.{child_name}" if parent_name else child_name
+            mapped = map_weights(child.weight.detach(), cfg.device, method=cfg.mapping,
+                                 scheme=cfg.scheme, scale=cfg.scale)
+            kind = AnalogConv2d if isinstance(child, nn.Conv2d) else AnalogLinear
+            layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)
+            layer._attach(mapped, nonideal, cfg.device)
+            setattr(parent, child_name, layer)
+            layers[name] = layer
+    analog = CrossbarModel(network, cfg, layers).eval()
+    if calibration is not None:
+        calibrate(analog, calibration)
+    analog.reprogram(trial)
+    return analog
+
+
+@torch.no_grad()
+def calibrate(analog: CrossbarModel, images: Tensor) -> None:
+    """Set every layer's DAC and ADC ranges from ``images`` with the noise-free mapped weights.
+
+    Layers calibrate in forward order on the outputs of the already calibrated ones.
+    """
+    if not isinstance(images, Tensor) or images.dim() < 2 or not images.is_floating_point():
+        raise InputError("calibration: expected a float tensor of images [N, C, H, W]")
+    if images.shape[0] < 1:
+        raise InputError("calibration: needs at least one image")
+    layers = [layer for _, layer in analog.analog_layers()]
+    where = analog._where()
+    for layer in layers:
+        layer.set_weight(layer.mapping.w_hat.to(where))
+        layer.calibrating = True
+    try:
+        analog(images.to(where))
+    finally:
+        for layer in layers:
+            layer.calibrating = False
+    missing = [layer.name for layer in layers if not layer.calibrated]
+    if missing:
+        raise InputError(f"calibration: layers {missing} were not reached by the forward pass")
+    analog.reprogram(analog.trial)
+
+
+__all__ = ["AnalogConv2d", "AnalogLinear", "CrossbarConfig", "CrossbarModel", "TiledLayer",
+           "calibrate", "to_crossbar", "trial_seed"]

@@ -1,0 +1,186 @@
+"""Accuracy of a network on a crossbar: Monte-Carlo trials over programming draws.
+
+:func:`evaluate` maps the model once (:func:`explorer.crossbar.to_crossbar`), then for
+each trial redraws the programmed conductances (:meth:`CrossbarModel.reprogram`) and
+classifies the images batch by batch (bounded memory: only one batch of activations
+lives at a time). The float accuracy of the same images is measured once per call.
+
+Cancelling: when the ``cancel`` event is set, evaluation stops before the next batch
+and raises :class:`Cancelled` (a :class:`explorer.jobs.JobCancelled`, so the job runner
+marks the job cancelled); nothing partial is returned.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from explorer.crossbar import CrossbarConfig, CrossbarModel, to_crossbar
+from explorer.errors import InputError
+from explorer.jobs import JobCancelled
+
+ProgressCallback = Callable[[float, str], None]
+DEFAULT_BATCH_SIZE = 500
+CALIBRATION_IMAGES = 256
+"""Images used to calibrate the DAC/ADC ranges when no calibration batch is given."""
+MAX_TRIALS = 1000
+
+
+class Cancelled(JobCancelled):
+    """The evaluation was cancelled through its ``cancel`` event (between two batches)."""
+
+
+@dataclass
+class EvaluationResult:
+    """Accuracies (fractions in [0, 1]) of a network on a crossbar and what it cost.
+
+    ``accuracies``: one per Monte-Carlo trial; ``accuracy_std`` is the sample standard
+    deviation over trials (0 for one trial); ``counters``: hardware counts per layer
+    (tiles, cells, ADC conversions and DAC cycles per image); ``seconds``: wall time of
+    the whole call, ``setup_seconds`` of mapping and calibration.
+    """
+
+    accuracies: list[float]
+    accuracy_mean: float
+    accuracy_std: float
+    float_accuracy: float
+    trials: int
+    images: int
+    counters: dict[str, Any]
+    seconds: float
+    setup_seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return asdict(self)
+
+
+def _check_positive_int(name: str, value: Any, upper: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or \
+            (upper is not None and value > upper):
+        allowed = f"1 … {upper}" if upper is not None else ">= 1"
+        raise InputError(f"{name}: must be an integer {allowed}, got {value!r}")
+    return value
+
+
+def _images_labels(dataset: Any, limit: int | None) -> tuple[Tensor, Tensor]:
+    """The dataset's images (uint8 or float) and labels, the first ``limit`` of them."""
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        images, labels = dataset
+    elif hasattr(dataset, "images") and hasattr(dataset, "labels"):
+        images, labels = dataset.images, dataset.labels
+    else:
+        raise InputError("dataset: expected an ImageDataset (explorer.data.load_dataset) or a "
+                         "tuple (images [N, C, H, W], labels [N])")
+    if len(images) != len(labels):
+        raise InputError(f"dataset: {len(images)} images but {len(labels)} labels")
+    if len(images) == 0:
+        raise InputError("dataset: holds no images")
+    if limit is not None:
+        _check_positive_int("limit", limit, len(images))
+        images, labels = images[:limit], labels[:limit]
+    return images, labels
+
+
+def _as_float(images: Tensor, where: torch.device) -> Tensor:
+    images = images.to(where)
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+
+
+def _batches(images: Tensor, labels: Tensor, batch_size: int,
+             where: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    for start in range(0, len(images), batch_size):
+        yield (_as_float(images[start:start + batch_size], where),
+               labels[start:start + batch_size].to(where))
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def _correct(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int,
+             where: torch.device, tick: Callable[[], None]) -> int:
+    correct = 0
+    for x, y in _batches(images, labels, batch_size, where):
+        tick()
+        correct += int((model(x).argmax(1) == y).sum())
+    return correct
+
+
+def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 1,
+             batch_size: int = DEFAULT_BATCH_SIZE, limit: int | None = None,
+             calibration: Tensor | None = None, progress: ProgressCallback | None = None,
+             cancel: threading.Event | None = None,
+             device: str | torch.device | None = None) -> EvaluationResult:
+    """Top-1 accuracy of ``model`` written into the crossbar ``cfg``, over Monte-Carlo trials.
+
+    ``dataset``: an :class:`~explorer.data.ImageDataset` or ``(images, labels)``
+    (uint8 0…255 or float [0, 1] images); ``limit``: only its first images.
+    ``calibration``: float images for the DAC/ADC ranges (default: the first
+    :data:`CALIBRATION_IMAGES` images of ``dataset``; labels are not used).
+    ``progress(fraction, message)`` is called before every batch; setting ``cancel``
+    raises :class:`Cancelled` before the next batch. ``device``: where to compute
+    (default: the model's). Trial ``t`` uses programming seed
+    ``trial_seed(cfg.seed, t)``: same seed, same accuracies.
+    """
+    start = time.perf_counter()
+    if not isinstance(cfg, CrossbarConfig):
+        raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
+    _check_positive_int("trials", trials, MAX_TRIALS)
+    _check_positive_int("batch_size", batch_size)
+    images, labels = _images_labels(dataset, limit)
+    where = torch.device(device) if device is not None else _model_device(model)
+    model = model.to(where).eval()
+
+    batches_per_pass = math.ceil(len(images) / batch_size)
+    total = batches_per_pass * (trials + 1)
+    done = 0
+    phase = "float model"
+
+    def tick() -> None:
+        nonlocal done
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"evaluation cancelled ({phase}, {done} of {total} batches done)")
+        if progress is not None:
+            progress(done / total, phase)
+        done += 1
+
+    if calibration is None:
+        calibration = _as_float(images[:CALIBRATION_IMAGES], where)
+    tick_setup = time.perf_counter()
+    phase = "mapping and calibration"
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("evaluation cancelled before mapping")
+    analog: CrossbarModel = to_crossbar(model, cfg, calibration=calibration.to(where))
+    setup_seconds = time.perf_counter() - tick_setup
+
+    phase = "float model"
+    float_correct = _correct(model, images, labels, batch_size, where, tick)
+    accuracies = []
+    for trial in range(trials):
+        phase = f"trial {trial + 1}/{trials}"
+        if trial:
+            analog.reprogram(trial)
+        accuracies.append(_correct(analog, images, labels, batch_size, where, tick) / len(images))
+    if progress is not None:
+        progress(1.0, "done")
+    mean = sum(accuracies) / trials
+    std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (trials - 1)) if trials > 1 else 0.0
+    return EvaluationResult(
+        accuracies=accuracies, accuracy_mean=mean, accuracy_std=std,
+        float_accuracy=float_correct / len(images), trials=trials, images=len(images),
+        counters=analog.counters(), seconds=time.perf_counter() - start,
+        setup_seconds=setup_seconds, config=cfg.summary())
