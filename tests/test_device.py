@@ -237,7 +237,8 @@ CSV_ERRORS = [
     (b"conductance\n1e-6\n1e-6\n", r"column 'conductance' has 1 distinct value\(s\); at least 2"),
     (b"1e-6\n2e-6\n", r"row 1 holds numbers, not a header"),
     (b"g,pulse\n1,2\n", r"expected exactly one value column .*found \['g', 'pulse'\]"),
-    (b"conductance,resistance_ohm\n1,2\n", r"expected exactly one value column.*found \['conductance', 'resistance_ohm'\]"),
+    (b"conductance,resistance_ohm\n1,2\n",
+     r"expected exactly one value column.*found \['conductance', 'resistance_ohm'\]"),
     (b"conductance\n\xff\xfe1e-6\n", r"the file is not UTF-8 text \(invalid byte at offset 12\)"),
 ]
 
