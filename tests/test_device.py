@@ -298,6 +298,19 @@ def test_bad_points(pulses, g, message):
         DeviceModel.from_points(pulses, g)
 
 
+def test_pickle_round_trip_keeps_curve_and_checks():
+    import pickle
+
+    dev = DeviceModel.from_table([1e-6, 2e-6, 4e-6])
+    copy = pickle.loads(pickle.dumps(dev))
+    np.testing.assert_array_equal(copy.conductances(), dev.conductances())
+    with pytest.raises(InputError, match="levels: a measured table defines the levels"):
+        copy.levels = 5
+    ni = pickle.loads(pickle.dumps(NonIdealities(stuck_at_gmin=0.6)))
+    with pytest.raises(InputError, match="stuck_at_gmin \\+ stuck_at_gmax: must be at most 1"):
+        ni.stuck_at_gmax = 0.6
+
+
 def test_source_without_data_is_rejected():
     with pytest.raises(InputError, match="source: 'table' needs measured conductances"):
         DeviceModel(source="table")

@@ -39,17 +39,13 @@ def tol(result) -> float:
 
 # ---- the properties issue 4 asks for ---------------------------------------------------
 @FAST
-@given(values=weights_st, device=devices_st, scheme=st.sampled_from(SCHEMES),
-       scale=st.sampled_from(["max", "optimal"]))
-def test_min_error_never_worse_than_linear(values, device, scheme, scale):
+@given(values=weights_st, device=devices_st, scheme=st.sampled_from(SCHEMES))
+def test_min_error_never_worse_than_linear(values, device, scheme):
     w = torch.tensor(values)
-    lin = map_weights(w, device, "linear", scheme, scale="max")
-    best = map_weights(w, device, "min_error", scheme, scale="max")
+    lin = map_weights(w, device, "linear", scheme)
+    best = map_weights(w, device, "min_error", scheme)
+    assert lin.w_max == best.w_max
     assert (best.error.abs() <= lin.error.abs() + tol(best)).all()
-    if scale == "optimal":  # the rescaled min_error still beats the rescaled linear in RMSE?
-        # not a theorem; only the elementwise claim at a common scale is. Check optimal ≤ max.
-        opt = map_weights(w, device, "min_error", scheme, scale="optimal")
-        assert opt.stats()["rmse"] <= best.stats()["rmse"] * (1 + 1e-6) + 1e-7 * best.w_max
 
 
 @FAST
