@@ -232,6 +232,12 @@ class CrossbarModel(nn.Module):
             layer.read_generator = read
         self.trial = trial
 
+    @property
+    def input_planes(self) -> int:
+        """Largest number of input planes of a layer (bit-planes × signed passes): one
+        forward pass of B images holds up to B × input_planes rows of activations."""
+        return max((layer.planes for _, layer in self.analog_layers()), default=1)
+
     def _where(self) -> torch.device:
         for _, layer in self.analog_layers():
             return layer.weight.device

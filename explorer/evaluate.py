@@ -120,6 +120,12 @@ def _correct(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int,
     return correct
 
 
+def analog_batch_size(analog: CrossbarModel, batch_size: int) -> int:
+    """Images per crossbar batch: ``batch_size`` divided by the input planes (bit-serial
+    inputs stack one plane per bit on the batch axis), so activations stay bounded."""
+    return max(1, batch_size // analog.input_planes)
+
+
 def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 1,
              batch_size: int = DEFAULT_BATCH_SIZE, limit: int | None = None,
              calibration: Tensor | None = None, progress: ProgressCallback | None = None,
@@ -131,6 +137,8 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     (uint8 0…255 or float [0, 1] images); ``limit``: only its first images.
     ``calibration``: float images for the DAC/ADC ranges (default: the first
     :data:`CALIBRATION_IMAGES` images of ``dataset``; labels are not used).
+    ``batch_size``: images per batch of the float model; the crossbar takes
+    :func:`analog_batch_size` (divided by its input planes: bit-serial, signed passes).
     ``progress(fraction, message)`` is called before every batch; setting ``cancel``
     raises :class:`Cancelled` before the next batch. ``device``: where to compute
     (default: the model's). Trial ``t`` uses programming seed
@@ -145,8 +153,16 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     where = torch.device(device) if device is not None else _model_device(model)
     model = model.to(where).eval()
 
-    batches_per_pass = math.ceil(len(images) / batch_size)
-    total = batches_per_pass * (trials + 1)
+    if calibration is None:
+        calibration = _as_float(images[:CALIBRATION_IMAGES], where)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("evaluation cancelled before mapping")
+    setup_start = time.perf_counter()
+    analog: CrossbarModel = to_crossbar(model, cfg, calibration=calibration.to(where))
+    setup_seconds = time.perf_counter() - setup_start
+
+    analog_batch = analog_batch_size(analog, batch_size)
+    total = math.ceil(len(images) / batch_size) + trials * math.ceil(len(images) / analog_batch)
     done = 0
     phase = "float model"
 
@@ -158,23 +174,14 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
             progress(done / total, phase)
         done += 1
 
-    if calibration is None:
-        calibration = _as_float(images[:CALIBRATION_IMAGES], where)
-    tick_setup = time.perf_counter()
-    phase = "mapping and calibration"
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("evaluation cancelled before mapping")
-    analog: CrossbarModel = to_crossbar(model, cfg, calibration=calibration.to(where))
-    setup_seconds = time.perf_counter() - tick_setup
-
-    phase = "float model"
     float_correct = _correct(model, images, labels, batch_size, where, tick)
     accuracies = []
     for trial in range(trials):
         phase = f"trial {trial + 1}/{trials}"
         if trial:
             analog.reprogram(trial)
-        accuracies.append(_correct(analog, images, labels, batch_size, where, tick) / len(images))
+        accuracies.append(_correct(analog, images, labels, analog_batch, where, tick)
+                          / len(images))
     if progress is not None:
         progress(1.0, "done")
     mean = sum(accuracies) / trials

@@ -46,6 +46,7 @@ from explorer.errors import InputError
 ADC_RANGES = ("max", "percentile", "fixed")
 MAX_BITS = 16
 _PERCENTILE_SAMPLE = 1 << 22  # partial sums used for a percentile (strided subsample above)
+_NARROW_COLUMNS = 32  # up to this many columns, chunk sums are a matrix product
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,19 @@ def dac_max_code(bits: int) -> int:
     return (1 << bits) - 1
 
 
+def channels_last(t: Tensor) -> Tensor:
+    """``t`` (4-D) in channels_last memory, unambiguously so even with one channel.
+
+    A one-channel tensor is both contiguous and channels_last, and convolutions then
+    return NCHW outputs; explicit strides make them return channels_last ones.
+    """
+    if t.shape[1] == 1:
+        t = t.contiguous()
+        _, _, height, width = t.shape
+        return t.as_strided(t.shape, (height * width, 1, width, 1))
+    return t.contiguous(memory_format=torch.channels_last)
+
+
 # ----------------------------------------------------------------------------- layers
 
 
@@ -267,40 +281,45 @@ class TiledLayer(nn.Module):
 
     # -- DAC ---------------------------------------------------------------------------
 
-    def _dac(self, x: Tensor, split_planes: bool) -> tuple[Tensor, Tensor | None]:
-        """Inputs as DAC codes (or real values if ideal), planes stacked on the batch axis.
+    def _codes(self, x: Tensor) -> Tensor:
+        """DAC codes of ``x`` (a new tensor, same layout): integers 0 … 2^bits − 1 (signed
+        inputs: ± that), or ``x`` itself for an ideal DAC."""
+        bits = self.settings.dac_bits
+        if bits is None:
+            return x
+        top = float(dac_max_code(bits))
+        codes = torch.mul(x, 1.0 / self._dac_step())
+        return codes.round_().clamp_(-top if self.signed_input else 0.0, top)
 
-        Returns ``(planes, coefficients)``; coefficients is None for a single plane.
-        With ``split_planes`` False the planes are summed back (exact when the ADC is
-        ideal: the crossbar is linear).
+    def _planes(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Input planes applied to the word lines, stacked on the batch axis.
+
+        ``x`` comes from :meth:`_prepare`. Returns ``(planes, coefficients)``:
+        ``input = Σ_p coefficients[p] · plane_p`` (None: a single plane, the codes).
+        Signed inputs give two passes ``x⁺, x⁻``; bit-serial inputs one bit-plane per bit.
         """
         s = self.settings
-        if s.dac_bits is None:
-            codes = x
-        else:
-            top = float(dac_max_code(s.dac_bits))
-            codes = torch.mul(x, 1.0 / self._dac_step())
-            codes = codes.round_().clamp_(-top if self.signed_input else 0.0, top)
-        if not split_planes or (not s.bit_serial and not self.signed_input):
-            return codes, None
-        parts = [codes.clamp(min=0)]
-        signs = [1.0]
+        rows = self._memory_view(x)  # contiguous
+        codes = self._codes(rows)
+        if not s.bit_serial and not self.signed_input:
+            return self._logical_view(codes), None
         if self.signed_input:
-            parts.append(codes.neg().clamp_(min=0))
-            signs.append(-1.0)
-        stacked = torch.stack(parts)  # [S, B, ...]
+            stacked = torch.stack([codes.clamp(min=0), codes.neg().clamp_(min=0)])  # [S, ...]
+            signs = [1.0, -1.0]
+        else:
+            stacked, signs = codes.unsqueeze(0), [1.0]
         if s.bit_serial:
             bits = int(s.dac_bits)
-            shifts = torch.arange(bits, device=x.device, dtype=torch.int32)
-            ints = stacked.to(torch.int32).unsqueeze(1)  # [S, 1, B, ...]
-            shifts = shifts.view((1, -1) + (1,) * (ints.dim() - 2))
-            planes = ((ints >> shifts) & 1).to(x.dtype)  # [S, P, B, ...]
+            small = torch.uint8 if bits <= 8 else torch.int32
+            ints = stacked.to(small).unsqueeze(1)  # [S, 1, ...]
+            shifts = torch.arange(bits, device=x.device, dtype=small)
+            shifts = shifts.view((1, bits) + (1,) * (ints.dim() - 2))
+            planes = torch.bitwise_right_shift(ints, shifts).bitwise_and_(1).to(x.dtype)
             coeffs = [sign * (1 << b) for sign in signs for b in range(bits)]
         else:
-            planes = stacked
-            coeffs = signs
+            planes, coeffs = stacked, signs
         weights = torch.tensor(coeffs, dtype=x.dtype, device=x.device)
-        return planes.reshape(-1, *x.shape[1:]), weights
+        return self._logical_view(planes.reshape(-1, *rows.shape[1:])), weights
 
     # -- forward -----------------------------------------------------------------------
 
@@ -339,7 +358,7 @@ class TiledLayer(nn.Module):
         the layer output before the bias is ``Σ_p coefficients[p] · Σ_n sums[p, :, n]``.
         """
         weight = self.weight if weight is None else weight
-        planes, coeffs = self._dac(x, split_planes=True)
+        planes, coeffs = self._planes(self._prepare(x))
         if coeffs is None:
             coeffs = torch.ones(1, dtype=x.dtype, device=x.device)
         sums = self._psums(planes, self._grouped(weight * self._dac_step()))
@@ -348,35 +367,50 @@ class TiledLayer(nn.Module):
     def _run(self, x: Tensor, weight: Tensor, calibrate: bool) -> Tensor:
         s = self.settings
         if s.adc_bits is None:  # ideal ADC: chunks and planes add up exactly, skip them
-            codes, _ = self._dac(x, split_planes=False)
             scaled = weight if s.dac_bits is None else weight * self._dac_step()
-            return self._full(codes, scaled)
+            return self._full(self._codes(x), scaled)
         batch = x.shape[0]
         if calibrate:
             sums, coeffs = self.partial_sums(x, weight)
             self.adc_range.fill_(self._calibrated_adc_range(sums, weight))
             sums.div_(self._adc_step())
         else:
-            planes, coeffs = self._dac(x, split_planes=True)
+            planes, coeffs = self._planes(self._prepare(x))
             sums = self._psums(planes, self._cached_grouped(weight))
             n_planes = 1 if coeffs is None else coeffs.numel()
             sums = sums.view(n_planes, -1, self.plan.count, sums.shape[-1])  # [P, M, n, O]
         adc_quantize_(sums, int(s.adc_bits))
+        n_planes, rows, chunks, columns = sums.shape
         step = self._adc_step()
-        n_planes, chunks = sums.shape[0], sums.shape[2]
-        if n_planes > 1:
-            combined = torch.tensordot(coeffs * step, sums.reshape(n_planes, -1), dims=1)
-            combined = combined.view(sums.shape[1:])
-            out = combined.sum(1) if chunks > 1 else combined[:, 0]
-            if self.bias is not None:
-                out.add_(self.bias)
-        else:
-            if coeffs is not None:  # a single plane with a coefficient (not produced today)
-                step = step * float(coeffs[0])
-            out = sums[0].sum(1) if chunks > 1 else sums[0, :, 0]
-            out = torch.add(self.bias, out, alpha=step) if self.bias is not None \
-                else out.mul_(step)
+        if coeffs is not None and n_planes == 1:
+            step *= float(coeffs[0])
+        if n_planes > 1:  # shift-add over bit-planes / passes, in ADC steps
+            sums = torch.mv(sums.view(n_planes, -1).t(), coeffs).view(1, rows, chunks, columns)
+        out = self._accumulate(sums[0], step)
         return self._unrows(out, batch, x)
+
+    def _accumulate(self, codes: Tensor, step: float) -> Tensor:
+        """Digital accumulation ``step · Σ_n codes[:, n] + bias`` of ADC codes [M, n, O].
+
+        Narrow layers sum the chunks with one matrix product against stacked identities
+        (a reduction over a short middle axis is several times slower on CPU).
+        """
+        rows, chunks, columns = codes.shape
+        if chunks == 1:
+            out = codes[:, 0]
+            return torch.add(self.bias, out, alpha=step) if self.bias is not None \
+                else out.mul_(step)
+        if columns <= _NARROW_COLUMNS:
+            key = ("stack", chunks, columns, step, codes.device)
+            if key not in self._cache:
+                self._cache[key] = torch.eye(columns, dtype=codes.dtype, device=codes.device
+                                             ).repeat(chunks, 1).mul_(step)
+            flat = codes.view(rows, chunks * columns)
+            if self.bias is not None:
+                return torch.addmm(self.bias, flat, self._cache[key])
+            return flat @ self._cache[key]
+        out = codes.sum(1)
+        return out.mul_(step).add_(self.bias) if self.bias is not None else out.mul_(step)
 
     def _cached_grouped(self, weight: Tensor) -> Tensor:
         """Grouped weight in ADC steps per DAC code; cached unless the weight is per-read."""
@@ -448,6 +482,18 @@ class TiledLayer(nn.Module):
     def _grouped(self, weight: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _prepare(self, x: Tensor) -> Tensor:
+        """Inputs laid out for the chunked product (padding, replication, memory format)."""
+        raise NotImplementedError
+
+    def _memory_view(self, x: Tensor) -> Tensor:
+        """A contiguous view of a prepared input (images first)."""
+        raise NotImplementedError
+
+    def _logical_view(self, rows: Tensor) -> Tensor:
+        """Inverse of :meth:`_memory_view`."""
+        raise NotImplementedError
+
     def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -479,11 +525,18 @@ class TiledLinear(TiledLayer):
             weight = F.pad(weight, (0, pad))
         return weight.reshape(weight.shape[0], n, per).permute(1, 2, 0).contiguous()  # [n,r,O]
 
+    def _prepare(self, x: Tensor) -> Tensor:
+        pad = self.plan.padded_channels - x.shape[1]
+        return F.pad(x, (0, pad)) if pad else x.contiguous()
+
+    def _memory_view(self, x: Tensor) -> Tensor:
+        return x
+
+    def _logical_view(self, rows: Tensor) -> Tensor:
+        return rows
+
     def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
         n, per = self.plan.count, self.plan.channels_per_chunk
-        pad = n * per - planes.shape[1]
-        if pad:
-            planes = F.pad(planes, (0, pad))
         rows = planes.reshape(planes.shape[0], n, per).transpose(0, 1)  # [n, B, r]
         return torch.bmm(rows, grouped).transpose(0, 1).contiguous()  # [B, n, O]
 
@@ -534,23 +587,33 @@ class TiledConv2d(TiledLayer):
         if plan.kernel_splits > 1:
             masks = torch.tensor(plan.masks, dtype=weight.dtype, device=weight.device)
             split = weight.reshape(out, channels, 1, kh * kw) * masks  # [O, C, s, kk]
-            split = split.permute(1, 2, 0, 3).reshape(-1, 1, kh, kw)
-            return split.contiguous(memory_format=torch.channels_last)
+            return channels_last(split.permute(1, 2, 0, 3).reshape(-1, 1, kh, kw))
         n, per = plan.count, plan.channels_per_chunk
         pad = n * per - channels
         if pad:
             weight = F.pad(weight, (0, 0, 0, 0, 0, pad))
         grouped = weight.reshape(out, n, per, kh, kw).transpose(0, 1).reshape(n * out, per, kh, kw)
-        return grouped.contiguous(memory_format=torch.channels_last)
+        return channels_last(grouped)
 
-    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
+    def _prepare(self, x: Tensor) -> Tensor:
         plan = self.plan
         if plan.kernel_splits > 1:
-            planes = planes.repeat_interleave(plan.kernel_splits, dim=1)
-        elif plan.padded_channels > planes.shape[1]:
-            planes = F.pad(planes, (0, 0, 0, 0, 0, plan.padded_channels - planes.shape[1]))
-        planes = planes.contiguous(memory_format=torch.channels_last)
-        groups = plan.count
+            return channels_last(x.repeat_interleave(plan.kernel_splits, dim=1))
+        if plan.padded_channels > x.shape[1]:
+            batch, channels, height, width = x.shape
+            padded = x.new_zeros((batch, height, width, plan.padded_channels)).permute(0, 3, 1, 2)
+            padded[:, :channels].copy_(x)
+            return padded
+        return channels_last(x)
+
+    def _memory_view(self, x: Tensor) -> Tensor:
+        return x.permute(0, 2, 3, 1)  # contiguous for a channels_last tensor
+
+    def _logical_view(self, rows: Tensor) -> Tensor:
+        return rows.permute(0, 3, 1, 2)  # channels_last
+
+    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
+        groups = self.plan.count
         y = self._conv(planes, grouped, None, groups)  # [B, n·O, H', W'], channels_last
         return y.permute(0, 2, 3, 1).reshape(-1, groups, self.out_features)  # [B·H'·W', n, O]
 
