@@ -11,7 +11,8 @@ the same images, measured in the same run (interleaved repeats, best of each):
 * ``resnet20_ratio`` – ResNet-20 on one batch of 256 CIFAR-shaped images, same crossbar.
 
 Mapping and calibration happen once per configuration and are reported separately
-(``*_setup_ms``).
+(``*_setup_ms``). ``*_cpu_ratio`` is the same ratio in process CPU time, a check on
+wall times taken while other programs share the cores.
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ def bench_config(bit_serial: bool = False) -> Any:
                           adc_bits=6, prog_sigma=0.05, bit_serial=bit_serial, seed=0)
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 @torch.no_grad()
@@ -95,10 +97,11 @@ def compare(model: nn.Module, images: Tensor, cfg: Any, calibration: Tensor, bat
     for _ in range(repeats):
         plain_times.append(_timed(plain))
         analog_times.append(_timed(crossbar))
-    best_plain, best_analog = min(plain_times), min(analog_times)
+    best_plain, best_analog = min(t[0] for t in plain_times), min(t[0] for t in analog_times)
+    cpu_plain, cpu_analog = min(t[1] for t in plain_times), min(t[1] for t in analog_times)
     return {"plain_ms": 1e3 * best_plain, "crossbar_ms": 1e3 * best_analog,
-            "ratio": best_analog / best_plain, "setup_ms": 1e3 * setup,
-            "crossbar_batch": analog_batch}
+            "ratio": best_analog / best_plain, "cpu_ratio": cpu_analog / cpu_plain,
+            "setup_ms": 1e3 * setup, "crossbar_batch": analog_batch}
 
 
 def _lenet5() -> tuple[nn.Module, Tensor, Tensor, str]:
