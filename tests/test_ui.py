@@ -87,7 +87,7 @@ def expected_histogram(view, weights, device, method, scheme="offset"):
 def test_changing_levels_through_the_widget_changes_the_histogram_data(weights):
     config, editor, view = make_view(weights)
     before = view.histograms.copy()
-    release(widget(editor, pn.widgets.EditableIntSlider, "Levels"), 8)
+    release(widget(editor, pn.widgets.IntSlider, "Levels"), 8)
     assert config.device.levels == 8
     after = view.histograms
     assert not before["count"].equals(after["count"])
@@ -102,7 +102,7 @@ def test_changing_nonlinearity_changes_histograms_and_statistics(weights):
     config, editor, view = make_view(weights)
     linear_rmse = view.stats.query("method == 'linear'")["rmse"].to_numpy()
     before = view.histograms.copy()
-    release(widget(editor, pn.widgets.EditableFloatSlider, "Nonlinearity (LTP)"), 0.0)
+    release(widget(editor, pn.widgets.FloatSlider, "Nonlinearity (LTP)"), 0.0)
     assert config.device.nonlinearity == 0.0
     assert not before["count"].equals(view.histograms["count"])
     # NL = 0: linear mapping equals min-error substitution (DESIGN.md §2)
@@ -158,7 +158,7 @@ def test_good_csv_becomes_the_levels_and_clears_the_message(weights):
     assert (config.device.source, config.device.levels) == ("table", 4)
     assert (editor.g_min_us, editor.g_max_us) == pytest.approx((1.0, 8.0))
     # the levels slider is disabled: a table fixes the levels
-    assert widget(editor, pn.widgets.EditableIntSlider, "Levels").disabled
+    assert widget(editor, pn.widgets.IntSlider, "Levels").disabled
     stats = view.stats.query("method == 'min_error'")
     direct = [map_weights(w, config.device).stats()["rmse"] for w in weights.values()]
     np.testing.assert_allclose(stats["rmse"], direct, rtol=1e-6)
@@ -166,16 +166,36 @@ def test_good_csv_becomes_the_levels_and_clears_the_message(weights):
 
 def test_drawn_points_define_the_curve_and_bad_points_are_rejected(weights):
     config, editor, _ = make_view(weights)
+    config.device.levels = 8  # the crosses follow the curve
+    points = editor.drawn_points()
+    assert max(points["pulse"]) == 7
+    np.testing.assert_allclose(points["conductance_uS"],
+                               config.device.curve(np.array(points["pulse"])) * 1e6)
     editor.draw_stream.event(data={"pulse": [0, 5, 15], "conductance_uS": [10, 40, 60]})
     editor.param.trigger("use_drawn")
     assert config.device.source == "points" and editor.message == ""
     g = config.device.conductances()
     assert g[0] == pytest.approx(10e-6) and g[-1] == pytest.approx(60e-6)
-    assert len(g) == 16 and np.all(np.diff(g) > 0)
+    assert len(g) == 8 and np.all(np.diff(g) > 0)
     editor.draw_stream.event(data={"pulse": [0, 5, 15], "conductance_uS": [10, 70, 60]})
     editor.param.trigger("use_drawn")
     assert "must increase" in editor.message
     np.testing.assert_array_equal(config.device.conductances(), g)
+
+
+def test_going_back_to_an_old_value_after_a_preset_change_is_not_lost(weights):
+    config, editor, _ = make_view(weights)
+    slider = widget(editor, pn.widgets.IntSlider, "Levels")
+    box = next(w for w in editor.__panel__().select(pn.widgets.IntInput)
+               if "levels" in w.css_classes)
+    editor.preset = "EpiRAM"
+    assert (slider.value, box.value) == (256, 256)
+    release(slider, 16)  # the value before the preset
+    assert config.device.levels == 16
+    editor.preset = "TaOx/HfOx"
+    assert (slider.value, box.value) == (128, 128)
+    box.value = 16  # typed
+    assert config.device.levels == 16 and slider.value == 16
 
 
 def test_preset_and_conductance_range(weights):

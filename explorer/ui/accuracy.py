@@ -187,8 +187,12 @@ class AccuracyRunner(pn.viewable.Viewer):
         on_session_end(self.close)
 
         self._workload = pn.widgets.Select.from_param(self.param.workload)
-        self._limit = pn.widgets.IntInput.from_param(self.param.limit, step=100)
-        self._trials = pn.widgets.IntInput.from_param(self.param.trials)
+        self._limit = pn.widgets.IntInput.from_param(
+            self.param.limit, step=100, css_classes=["accuracy-limit"]
+        )
+        self._trials = pn.widgets.IntInput.from_param(
+            self.param.trials, css_classes=["accuracy-trials"]
+        )
         self._run_button = pn.widgets.Button.from_param(self.param.run, color="primary")
         self._cancel_button = pn.widgets.Button.from_param(
             self.param.cancel, color="warning", disabled=True
@@ -382,7 +386,11 @@ class AccuracyRunner(pn.viewable.Viewer):
     def _show_history(self) -> None:
         frame = self.history
         with pn.io.hold():
-            self._table.object = frame[[c for c in self._display_columns() if c in frame]]
+            shown = frame[[c for c in self._display_columns() if c in frame]].copy()
+            for column in ("accuracy_mean", "accuracy_std", "float_accuracy"):
+                shown[column] = shown[column].map(lambda v: f"{v:.2%}")
+            shown["seconds"] = shown["seconds"].map(lambda v: f"{v:.1f}")
+            self._table.object = shown
             self._plot.object = self._history_plot()
             if len(frame):
                 last = frame.iloc[-1]

@@ -10,6 +10,7 @@ import param
 from explorer.crossbar import CrossbarConfig
 from explorer.errors import InputError
 from explorer.tiles import MAX_BITS
+from explorer.ui.widgets import number_control
 
 BIT_CHOICES = {"ideal": None, **{f"{b} bits": b for b in range(1, MAX_BITS + 1)}}
 
@@ -78,19 +79,11 @@ class NonIdealityControls(_ConfigControls):
     def _build_widgets(self, config: CrossbarConfig) -> list[pn.viewable.Viewable]:
         p = config.param
         return [
-            pn.widgets.EditableFloatSlider.from_param(
-                p.prog_sigma, start=0, end=0.3, step=0.005, throttled=True
-            ),
+            number_control(p.prog_sigma, 0, 0.3, step=0.005, css_class="prog-sigma"),
             pn.widgets.RadioButtonGroup.from_param(p.prog_sigma_mode),
-            pn.widgets.EditableFloatSlider.from_param(
-                p.read_sigma, start=0, end=0.2, step=0.005, throttled=True
-            ),
-            pn.widgets.EditableFloatSlider.from_param(
-                p.stuck_at_gmin, start=0, end=0.2, step=0.001, throttled=True
-            ),
-            pn.widgets.EditableFloatSlider.from_param(
-                p.stuck_at_gmax, start=0, end=0.2, step=0.001, throttled=True
-            ),
+            number_control(p.read_sigma, 0, 0.2, step=0.005, css_class="read-sigma"),
+            number_control(p.stuck_at_gmin, 0, 0.2, step=0.001, css_class="stuck-gmin"),
+            number_control(p.stuck_at_gmax, 0, 0.2, step=0.001, css_class="stuck-gmax"),
             pn.widgets.IntInput.from_param(p.seed, start=0, end=2**31 - 1),
         ]
 

@@ -11,6 +11,7 @@ import param
 
 from explorer.device import PRESETS, DeviceModel, parse_device_csv
 from explorer.errors import InputError
+from explorer.ui.widgets import number_control
 
 US = 1e-6  # Siemens per microsiemens
 CURVE_SAMPLES = 200
@@ -85,14 +86,12 @@ class DeviceEditor(pn.viewable.Viewer):
 
         dev = self.device
         self._preset_select = pn.widgets.Select.from_param(self.param.preset)
-        self._levels = pn.widgets.EditableIntSlider.from_param(
-            dev.param.levels, start=2, end=LEVELS_SLIDER_END, throttled=True
+        self._levels = number_control(dev.param.levels, 2, LEVELS_SLIDER_END, css_class="levels")
+        self._nl = number_control(
+            dev.param.nonlinearity, -6.01, 6.01, step=0.01, css_class="nonlinearity"
         )
-        self._nl = pn.widgets.EditableFloatSlider.from_param(
-            dev.param.nonlinearity, start=-6.01, end=6.01, step=0.01, throttled=True
-        )
-        self._nl_ltd = pn.widgets.EditableFloatSlider.from_param(
-            dev.param.nonlinearity_ltd, start=-6.01, end=6.01, step=0.01, throttled=True
+        self._nl_ltd = number_control(
+            dev.param.nonlinearity_ltd, -6.01, 6.01, step=0.01, css_class="nonlinearity-ltd"
         )
         self._g_min = pn.widgets.FloatInput.from_param(
             self.param.g_min_us, format="0.[0000]", width=180
@@ -102,15 +101,22 @@ class DeviceEditor(pn.viewable.Viewer):
         )
         self._summary = pn.pane.Markdown("", margin=(0, 10))
         self._upload = pn.widgets.FileInput(
-            accept=".csv,.txt", multiple=False, description=CSV_HELP, label="Measured curve (CSV)"
+            accept=".csv,.txt",
+            multiple=False,
+            description=CSV_HELP,
+            label="Measured curve (CSV)",
+            css_classes=["device-csv"],
         )
         self._draw_button = pn.widgets.Button.from_param(self.param.use_drawn, color="default")
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(5, 10))
 
-        self._draw_points = hv.Points(self._initial_draw_points(), kdims=[PULSE, CONDUCTANCE])
-        self.draw_stream = hv.streams.PointDraw(
-            source=self._draw_points, add=True, drag=True, num_objects=64
-        )
+        # the red crosses: a DynamicMap fed by a Pipe, so they can follow the curve when the
+        # device changes; PointDraw reports the user's edits
+        self._drawn = self._curve_samples()
+        self._draw_pipe = hv.streams.Pipe(data=dict(self._drawn))
+        draw = hv.DynamicMap(self._draw_layer, streams=[self._draw_pipe])
+        self.draw_stream = hv.streams.PointDraw(source=draw, add=True, drag=True, num_objects=64)
+        self.draw_stream.add_subscriber(self._on_draw)
         curve = hv.DynamicMap(
             self._curve_plot,
             streams=[
@@ -131,15 +137,13 @@ class DeviceEditor(pn.viewable.Viewer):
                 )
             ],
         )
-        draw = self._draw_points.opts(
-            size=9, color="#d62728", marker="x", tools=["hover"], line_width=2
-        )
         self._plot = pn.pane.HoloViews(
             curve * draw, sizing_mode="stretch_width", height=300, linked_axes=False
         )
 
         dev.param.watch(
-            self._on_device_change, ["g_min", "g_max", "levels", "source", "nonlinearity"]
+            self._on_device_change,
+            ["g_min", "g_max", "levels", "source", "nonlinearity", "table", "points_g"],
         )
         self._upload.param.watch(self._on_upload, "value")
         self._update_controls()
@@ -195,6 +199,10 @@ class DeviceEditor(pn.viewable.Viewer):
         self.message = ""
         return True
 
+    def drawn_points(self) -> dict[str, list[float]]:
+        """The red crosses as the user left them: pulse numbers and conductances (µS)."""
+        return {k: list(v) for k, v in self._drawn.items()}
+
     # -- watchers ----------------------------------------------------------------------------
     @param.depends("preset", watch=True)
     def _load_preset(self) -> None:
@@ -230,8 +238,7 @@ class DeviceEditor(pn.viewable.Viewer):
 
     @param.depends("use_drawn", watch=True)
     def _apply_drawn(self) -> None:
-        data = self.draw_stream.data or {}
-        self.apply_points(data.get("pulse", []), data.get("conductance_uS", []))
+        self.apply_points(self._drawn["pulse"], self._drawn["conductance_uS"])
 
     @param.depends("message", watch=True)
     def _show_message(self) -> None:
@@ -240,6 +247,15 @@ class DeviceEditor(pn.viewable.Viewer):
     def _on_device_change(self, *_events: param.parameterized.Event) -> None:
         self._sync_units()
         self._update_controls()
+        self._drawn = self._curve_samples()  # the crosses follow the new curve
+        self._draw_pipe.send(dict(self._drawn))
+
+    def _on_draw(self, data: dict[str, Any] | None = None, **_: Any) -> None:
+        if data:
+            self._drawn = {
+                "pulse": list(data.get("pulse", [])),
+                "conductance_uS": list(data.get("conductance_uS", [])),
+            }
 
     def _on_upload(self, event: param.parameterized.Event) -> None:
         if event.new is not None:
@@ -257,10 +273,10 @@ class DeviceEditor(pn.viewable.Viewer):
         dev = self.device
         table = dev.source == "table"
         with pn.io.hold():
-            self._levels.disabled = table
-            self._g_min.disabled = table
-            self._g_max.disabled = table
-            self._nl.disabled = dev.source != "model"
+            for control in (*self._levels, self._g_min, self._g_max):
+                control.disabled = table
+            for control in self._nl:
+                control.disabled = dev.source != "model"
             sources = {
                 "model": "NeuroSim model",
                 "table": "measured table",
@@ -272,10 +288,16 @@ class DeviceEditor(pn.viewable.Viewer):
                 + (" (levels and range fixed by the table; pick a preset to edit)" if table else "")
             )
 
-    def _initial_draw_points(self) -> dict[str, np.ndarray]:
+    def _curve_samples(self) -> dict[str, list[float]]:
         dev = self.device
         pulses = np.linspace(0, dev.levels - 1, DRAW_POINTS)
-        return {"pulse": pulses, "conductance_uS": dev.curve(pulses) / US}
+        return {"pulse": pulses.tolist(), "conductance_uS": (dev.curve(pulses) / US).tolist()}
+
+    @staticmethod
+    def _draw_layer(data: dict[str, Any]) -> hv.Points:
+        return hv.Points(data, kdims=[PULSE, CONDUCTANCE], label="drawn").opts(
+            size=9, color="#d62728", marker="x", tools=["hover"], line_width=2
+        )
 
     def _curve_plot(self, **_params: Any) -> hv.Overlay:
         dev = self.device
