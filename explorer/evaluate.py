@@ -126,6 +126,23 @@ def analog_batch_size(analog: CrossbarModel, batch_size: int) -> int:
     return max(1, batch_size // analog.input_planes)
 
 
+def calibration_images(data: str, fallback: Any, device: str | torch.device = "cpu",
+                       ) -> tuple[Tensor, str]:
+    """Float calibration images for the DAC/ADC ranges and where they come from: the first
+    :data:`CALIBRATION_IMAGES` of dataset ``data``'s train split (no download), else of
+    ``fallback`` (the evaluated set). Shared by ``explorer evaluate`` and sweeps."""
+    from explorer.data import load_dataset
+    from explorer.errors import DatasetMissingError
+
+    try:
+        images = load_dataset(data, "train", limit=CALIBRATION_IMAGES, download=False).images
+        source = f"{data} train[:{len(images)}]"
+    except (DatasetMissingError, InputError):  # no train split here, or a smaller one
+        images = fallback.images[:CALIBRATION_IMAGES]
+        source = f"{data} test[:{len(images)}]"
+    return images.to(device).float().div_(255), source
+
+
 def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 1,
              batch_size: int = DEFAULT_BATCH_SIZE, limit: int | None = None,
              calibration: Tensor | None = None, progress: ProgressCallback | None = None,

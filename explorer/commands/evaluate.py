@@ -118,17 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _calibration(data: str, where: str, fallback: Any) -> tuple[Any, str]:
     """Calibration images: the first 256 of the train split, else of the evaluated set."""
-    from explorer.data import load_dataset
-    from explorer.errors import DatasetMissingError
-    from explorer.evaluate import CALIBRATION_IMAGES
+    from explorer.evaluate import calibration_images
 
-    try:
-        images = load_dataset(data, "train", limit=CALIBRATION_IMAGES, download=False).images
-        source = f"{data} train[:{len(images)}]"
-    except (DatasetMissingError, InputError):  # no train split here, or a smaller one
-        images = fallback.images[:CALIBRATION_IMAGES]
-        source = f"{data} test[:{len(images)}]"
-    return images.to(where).float().div_(255), source
+    return calibration_images(data, fallback, where)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,173 @@
+"""``explorer sweep``: accuracy over a grid of crossbar/device parameters × trials, on Dask."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from explorer.cli import print_json
+from explorer.commands.evaluate import add_crossbar_arguments, config_from_args
+from explorer.errors import InputError
+
+NAME = "sweep"
+HELP = ("Accuracy over a grid of crossbar/device parameters × Monte-Carlo trials, on Dask "
+        "(a local cluster or tcp://HOST:8786); a resumable CSV/Parquet table and plots.")
+
+EPILOG = """\
+examples:
+  explorer sweep --set levels=4,8,16,32 --set nonlinearity=0,1,3,6 --trials 3 --out sweep1
+  explorer sweep --grid grid.yaml --adc-bits 6 --scheduler tcp://10.0.0.5:8786 --out sweep2
+grid file (YAML or JSON): a mapping of parameter names to value lists, e.g.
+  levels: [4, 8, 16]
+  adc_bits: [4, 6, 8, ideal]
+Options not swept (--preset, --adc-bits, ...) fix the other parameters. Rerunning with the
+same --out skips the grid points already done."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from explorer.sweep import sweep_parameters
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    grid = parser.add_argument_group("grid")
+    grid.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2,…",
+                      help="sweep a parameter over values (repeatable); names: "
+                           + ", ".join(sweep_parameters()))
+    grid.add_argument("--grid", default=None, metavar="FILE",
+                      help="YAML or JSON file mapping parameter names to value lists")
+    grid.add_argument("--trials", type=int, default=1,
+                      help="Monte-Carlo trials per grid point, one row each (default 1)")
+    parser.add_argument("--model", default="lenet5-mnist",
+                        help="pretrained name (lenet5-mnist) or checkpoint path")
+    parser.add_argument("--data", default=None,
+                        help="dataset (default: the model's, e.g. mnist-embedded)")
+    parser.add_argument("--limit", type=int, default=None, help="first N test images")
+    parser.add_argument("--batch-size", type=int, default=500, help="images per batch (500)")
+    add_crossbar_arguments(parser)
+    run = parser.add_argument_group("running")
+    run.add_argument("--out", required=True, metavar="DIR",
+                     help="output folder: results.csv, results.parquet, plots, cells/ "
+                          "(rerun with the same folder to resume)")
+    run.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                     help="an existing Dask scheduler (default: a local cluster)")
+    run.add_argument("--workers", type=int, default=None,
+                     help="local cluster: worker processes, one thread each "
+                          "(default: one per core)")
+    run.add_argument("--in-process", action="store_true",
+                     help="no Dask: evaluate the grid points one by one in this process")
+    run.add_argument("--timeout", type=float, default=5.0,
+                     help="seconds to wait for --scheduler before giving up (default 5)")
+    run.add_argument("--no-plots", action="store_true", help="write the table only")
+    run.add_argument("--json", action="store_true", help="print one JSON summary object")
+
+
+def grid_from_args(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The grid of ``--grid FILE`` and the ``--set`` options (a name given twice is an error)."""
+    from explorer.sweep import make_grid, parse_set_option, read_grid_file
+
+    axes: list[tuple[str, Any]] = []
+    if args.grid is not None:
+        axes.extend(read_grid_file(args.grid).items())
+    for option in args.set:
+        axes.append(parse_set_option(option))
+    return make_grid(axes)
+
+
+def _check_options(args: argparse.Namespace, grid: dict[str, list[Any]]) -> None:
+    if args.in_process and (args.scheduler is not None or args.workers is not None):
+        raise InputError("--in-process: runs without Dask; do not combine it with --scheduler "
+                         "or --workers")
+    if args.scheduler is not None and args.workers is not None:
+        raise InputError("--workers: sets the size of a local cluster; an existing "
+                         "--scheduler brings its own workers")
+    if args.device_csv is not None:
+        clash = [n for n in ("preset", "levels", "nonlinearity", "g_min", "g_max") if n in grid]
+        if clash:
+            raise InputError(f"--device-csv: a measured table defines the device; do not "
+                             f"sweep {', '.join(clash)}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {str(out)!r} exists and is not a folder")
+    if args.timeout is not None and not 0 < args.timeout <= 600:
+        raise InputError(f"--timeout: must be in (0, 600] seconds, got {args.timeout}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from explorer.sweep import SweepSpec, connect, load_sweep_data, run_sweep
+
+    grid = grid_from_args(args)
+    _check_options(args, grid)
+    base = config_from_args(args)
+    overrides = {k: getattr(args, k) for k in ("levels", "nonlinearity")
+                 if getattr(args, k) is not None}
+    spec = SweepSpec(base=base, grid=grid, trials=args.trials, seed=args.seed,
+                     device_overrides=overrides)
+    data = load_sweep_data(args.model, args.data, args.limit, batch_size=args.batch_size)
+    cells = spec.cells(data.digest())  # every grid point validated before any work
+    client = cluster = None
+    if not args.in_process:
+        client, cluster = connect(args.scheduler, args.workers, timeout=args.timeout)
+    bar = _progress_bar(len(cells), quiet=args.json)
+    try:
+        outcome = run_sweep(spec, data, out=args.out, client=client, cells=cells,
+                            progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    plots: dict[str, str] = {}
+    note = ""
+    if not args.no_plots and len(outcome.table):
+        from explorer.ui.sweep_plots import save_plots
+
+        plots, note = save_plots(outcome.table, list(grid), Path(args.out))
+    summary = {
+        "out": str(Path(args.out)), "cells": outcome.cells, "skipped": outcome.skipped,
+        "computed": outcome.computed, "failed": outcome.failed, "rows": len(outcome.table),
+        "trials": spec.trials, "images": len(data.images), "seconds": outcome.seconds,
+        "evaluations_per_minute": outcome.evaluations_per_minute,
+        "files": {"csv": str(Path(args.out) / "results.csv"),
+                  "parquet": str(Path(args.out) / "results.parquet"), **plots},
+        "plot_note": note,
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"{outcome.cells} grid points × {spec.trials} trial(s) on {len(data.images)} "
+              f"images: {outcome.computed} evaluated, {outcome.skipped} already done, "
+              f"{len(outcome.failed)} failed; {outcome.seconds:.1f} s")
+        print(f"table: {summary['files']['csv']} and results.parquet ({len(outcome.table)} rows)")
+        for kind, path in plots.items():
+            print(f"plot ({kind}): {path}")
+        if note:
+            print(note)
+    for key, error in list(outcome.failed.items())[:3]:
+        print(f"explorer sweep: grid point {key} failed: {error}", file=sys.stderr)
+    return 0 if outcome.complete else 1
+
+
+class _Bar:
+    """tqdm progress bar over grid points fed with (fraction, message) callbacks."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.total = total
+        self.bar = tqdm(total=total, unit="point", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, fraction: float, message: str) -> None:
+        self.bar.update(round(fraction * self.total) - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress_bar(total: int, quiet: bool) -> _Bar | None:
+    if quiet or not sys.stderr.isatty():
+        return None
+    return _Bar(total)
