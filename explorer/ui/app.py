@@ -23,6 +23,7 @@ from explorer.ui.controls import CrossbarControls, NonIdealityControls
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.session import served_document
+from explorer.ui.sweep_panel import SweepPanel
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Explorer(pn.viewable.Viewer):
         self.nonidealities = NonIdealityControls(config)
         self.crossbar = CrossbarControls(config)
         self.accuracy = AccuracyRunner(config, runner=runner)
+        self.sweep = SweepPanel(config, runner=runner)
         weights, note = network_weights(WORKLOADS[self.accuracy.workload].model)
         self.mapping = MappingView(config.device, config, weights)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
@@ -139,7 +141,7 @@ class Explorer(pn.viewable.Viewer):
             width=420,
         )
         main = pn.Column(
-            self._weights_note, self.mapping, self.accuracy, sizing_mode="stretch_width"
+            self._weights_note, self.mapping, self.accuracy, self.sweep, sizing_mode="stretch_width"
         )
         self._layout = pn.Column(
             pn.pane.Markdown(INTRO, sizing_mode="stretch_width"),

@@ -108,30 +108,34 @@ def accuracy_plots(frame: pd.DataFrame, swept: list[str]) -> hv.Layout:
     return hv.Layout(plots).cols(2)
 
 
-def heatmap(frame: pd.DataFrame, x: str, y: str) -> hv.Overlay:
+def heatmap(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    x_values: list[Any] | None = None,
+    y_values: list[Any] | None = None,
+) -> hv.Overlay:
     """Mean accuracy (%) over grid points (x, y), averaged over trials and other parameters,
-    each cell labelled with its value; cells not yet done stay blank."""
-    xs, x_order, _ = axis_labels(frame, x)
-    ys, y_order, _ = axis_labels(frame, y)
-    data = pd.DataFrame(
-        {x: xs.map(_fmt), y: ys.map(_fmt), "accuracy": frame["accuracy"].astype(float) * 100}
-    )
-    mean = data.groupby([x, y], sort=False)["accuracy"].mean().reset_index()
-    return _heatmap(mean, x, y, x_order, y_order)
+    each cell labelled with its value. ``x_values``/``y_values``: the grid's values (axes
+    fixed from the start, cells not yet done stay blank); default: those in ``frame``."""
+    x_order = _order(x_values) if x_values is not None else None
+    y_order = _order(y_values) if y_values is not None else None
+    if frame.empty:
+        mean = pd.DataFrame({x: [], y: [], "accuracy": []})
+    else:
+        xs, found_x, _ = axis_labels(frame, x)
+        ys, found_y, _ = axis_labels(frame, y)
+        x_order = x_order or found_x
+        y_order = y_order or found_y
+        data = pd.DataFrame(
+            {x: xs.map(_fmt), y: ys.map(_fmt), "accuracy": frame["accuracy"].astype(float) * 100}
+        )
+        mean = data.groupby([x, y], sort=False)["accuracy"].mean().reset_index()
+    return _heatmap(mean, x, y, x_order or [], y_order or [])
 
 
-def empty_heatmap(x: str, y: str, x_values: list[Any], y_values: list[Any]) -> hv.Overlay:
-    """The heatmap of a grid none of whose points is done yet (its axes, no colour)."""
-    frame = pd.DataFrame(
-        {
-            x: pd.Series([], dtype=object),
-            y: pd.Series([], dtype=object),
-            "accuracy": pd.Series([], dtype=float),
-        }
-    )
-    x_order = [IDEAL if _is_missing(v) else _fmt(v) for v in x_values]
-    y_order = [IDEAL if _is_missing(v) else _fmt(v) for v in y_values]
-    return _heatmap(frame, x, y, x_order, y_order)
+def _order(values: list[Any]) -> list[str]:
+    return [IDEAL if _is_missing(v) else _fmt(v) for v in values]
 
 
 def _heatmap(
