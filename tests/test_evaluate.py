@@ -136,3 +136,17 @@ def test_bench_command_prints_a_ratio(cli, capsys):
     data = json.loads(out)
     assert data["lenet5_ratio"] > 0
     assert data["lenet5_crossbar_ms"] > 0 and data["lenet5_plain_ms"] > 0
+
+
+def test_bit_serial_crossbar_batches_are_divided_by_the_planes(lenet, digits):
+    cfg = CrossbarConfig(dac_bits=4, adc_bits=8, bit_serial=True)
+    seen: list[str] = []
+    result = evaluate(lenet, digits, cfg, batch_size=100, limit=200,
+                      progress=lambda fraction, message: seen.append(message))
+    # float model: 2 batches of 100; crossbar: 4 bit-planes -> 8 batches of 25 images.
+    assert seen.count("float model") == 2 and seen.count("trial 1/1") == 8
+    plain = evaluate(lenet, digits, CrossbarConfig(dac_bits=4, adc_bits=8), batch_size=100,
+                     limit=200)
+    assert result.counters["layers"]["conv1"]["planes"] == 4
+    assert plain.counters["layers"]["conv1"]["planes"] == 1
+    assert abs(result.accuracy_mean - plain.accuracy_mean) < 0.05
