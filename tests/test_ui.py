@@ -171,13 +171,13 @@ def test_drawn_points_define_the_curve_and_bad_points_are_rejected(weights):
     assert max(points["pulse"]) == 7
     np.testing.assert_allclose(points["conductance_uS"],
                                config.device.curve(np.array(points["pulse"])) * 1e6)
-    editor.draw_stream.event(data={"pulse": [0, 5, 15], "conductance_uS": [10, 40, 60]})
+    editor.draw_source.data = {"pulse": [0, 5, 15], "conductance_uS": [10, 40, 60]}
     editor.param.trigger("use_drawn")
     assert config.device.source == "points" and editor.message == ""
     g = config.device.conductances()
     assert g[0] == pytest.approx(10e-6) and g[-1] == pytest.approx(60e-6)
     assert len(g) == 8 and np.all(np.diff(g) > 0)
-    editor.draw_stream.event(data={"pulse": [0, 5, 15], "conductance_uS": [10, 70, 60]})
+    editor.draw_source.data = {"pulse": [0, 5, 15], "conductance_uS": [10, 70, 60]}
     editor.param.trigger("use_drawn")
     assert "must increase" in editor.message
     np.testing.assert_array_equal(config.device.conductances(), g)
@@ -330,10 +330,13 @@ def test_history_plot_is_against_the_one_changed_setting(runner):
         assert acc.job.wait(TIMEOUT) == DONE
     assert acc.changed_parameter() == "adc_bits"
     assert list(acc.history["adc_bits"]) == ["ideal", 4]
-    plot = acc.__panel__().select(pn.pane.HoloViews)[0].object
-    assert plot.get(0).kdims[0].name == "adc_bits"
-    hline = next(el for el in plot if el.__class__.__name__ == "HLine")
-    assert hline.data == pytest.approx(acc.history["float_accuracy"].iloc[-1] * 100)
+    fig = acc.history_figure()
+    assert fig.xaxis[0].axis_label == "adc_bits"
+    assert list(fig.x_range.factors) == ["ideal", "4"]
+    span = next(r for r in fig.center if r.name == "float accuracy")
+    assert span.location == pytest.approx(acc.history["float_accuracy"].iloc[-1] * 100)
+    shown = acc.__panel__().select(pn.pane.Bokeh)[0].object
+    assert shown.xaxis[0].axis_label == "adc_bits"
 
 
 # -- app ----------------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, Span
+from bokeh.plotting import figure
 
 from explorer.errors import InputError
 from explorer.jobs import CANCELLED, DONE, FAILED, Job, JobRunner
@@ -193,9 +194,11 @@ class AccuracyRunner(pn.viewable.Viewer):
         self._trials = pn.widgets.IntInput.from_param(
             self.param.trials, css_classes=["accuracy-trials"]
         )
-        self._run_button = pn.widgets.Button.from_param(self.param.run, color="primary")
+        self._run_button = pn.widgets.Button.from_param(
+            self.param.run, color="primary", css_classes=["accuracy-run"]
+        )
         self._cancel_button = pn.widgets.Button.from_param(
-            self.param.cancel, color="warning", disabled=True
+            self.param.cancel, color="warning", disabled=True, css_classes=["accuracy-cancel"]
         )
         self._clear_button = pn.widgets.Button.from_param(self.param.clear, color="light")
         self._progress = pn.indicators.Progress(
@@ -208,9 +211,7 @@ class AccuracyRunner(pn.viewable.Viewer):
         self._table = pn.pane.DataFrame(
             None, index=False, sizing_mode="stretch_width", max_height=300
         )
-        self._plot = pn.pane.HoloViews(
-            self._history_plot(), height=280, sizing_mode="stretch_width"
-        )
+        self._plot = pn.pane.Bokeh(self.history_figure(), height=280, sizing_mode="stretch_width")
         self._download = pn.widgets.FileDownload(
             callback=self.history_csv,
             filename="crossbar_accuracy_history.csv",
@@ -391,7 +392,7 @@ class AccuracyRunner(pn.viewable.Viewer):
                 shown[column] = shown[column].map(lambda v: f"{v:.2%}")
             shown["seconds"] = shown["seconds"].map(lambda v: f"{v:.1f}")
             self._table.object = shown
-            self._plot.object = self._history_plot()
+            self._plot.object = self.history_figure()
             if len(frame):
                 last = frame.iloc[-1]
                 self._result.object = (
@@ -420,36 +421,60 @@ class AccuracyRunner(pn.viewable.Viewer):
         varying = [c for c in settings if frame[c].astype(object).map(str).nunique() > 1]
         return ["run", *varying, "accuracy_mean", "accuracy_std", "float_accuracy", "seconds"]
 
-    def _history_plot(self) -> hv.Overlay:
+    def history_figure(self) -> figure:
+        """Accuracy (%) against the one setting that changed between runs (else the run
+        number), ± one standard deviation, with the float network's accuracy dashed."""
         frame = self.history if self.history is not None else pd.DataFrame()
         x = self.changed_parameter() or "run"
+        factors = None
         if len(frame):
             data = frame[list(dict.fromkeys([x, "accuracy_mean", "accuracy_std", "run"]))].copy()
-            data["accuracy_mean"] *= 100
-            data["accuracy_std"] *= 100
             if x != "run" and not pd.api.types.is_numeric_dtype(data[x]):
                 data[x] = data[x].astype(object).map(str)
+                factors = list(dict.fromkeys(data[x]))
             else:
                 data = data.sort_values(x)
             reference = float(frame["float_accuracy"].iloc[-1]) * 100
         else:
-            data = pd.DataFrame({x: [], "accuracy_mean": [], "accuracy_std": []})
+            data = pd.DataFrame({x: [], "accuracy_mean": [], "accuracy_std": [], "run": []})
             reference = np.nan
-        points = hv.Scatter(data, x, ["accuracy_mean"], label="crossbar").opts(
-            size=8, color="#1f77b4", tools=["hover"]
+        mean = data["accuracy_mean"].to_numpy(dtype=np.float64) * 100
+        std = data["accuracy_std"].to_numpy(dtype=np.float64) * 100
+        source = ColumnDataSource(
+            {
+                "x": data[x].tolist(),
+                "accuracy": mean,
+                "low": mean - std,
+                "high": mean + std,
+                "run": data["run"].tolist(),
+            }
         )
-        line = hv.Curve(data, x, "accuracy_mean").opts(color="#1f77b4", alpha=0.5)
-        bars = hv.ErrorBars(data, x, ["accuracy_mean", "accuracy_std"]).opts(color="#1f77b4")
-        layers = [line, bars, points]
-        if np.isfinite(reference):
-            layers.append(
-                hv.HLine(reference, label="float").opts(color="black", line_dash="dashed")
-            )
-        return hv.Overlay(layers).opts(
+        fig = figure(
             title=f"Accuracy against {x}",
-            ylabel="accuracy (%)",
-            xlabel=x,
-            responsive=True,
-            min_height=240,
-            show_legend=False,
+            x_axis_label=x,
+            y_axis_label="accuracy (%)",
+            x_range=factors if factors else DataRange1d(),
+            height=280,
+            sizing_mode="stretch_width",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
         )
+        fig.line("x", "accuracy", source=source, color="#1f77b4", alpha=0.5)
+        fig.segment("x", "low", "x", "high", source=source, color="#1f77b4")
+        dots = fig.scatter("x", "accuracy", source=source, size=8, color="#1f77b4")
+        fig.add_tools(
+            HoverTool(
+                renderers=[dots],
+                tooltips=[("run", "@run"), (x, "@x"), ("accuracy", "@accuracy{0.00}%")],
+            )
+        )
+        if np.isfinite(reference):
+            fig.add_layout(
+                Span(
+                    location=reference,
+                    dimension="width",
+                    line_color="black",
+                    line_dash="dashed",
+                    name="float accuracy",
+                )
+            )
+        return fig

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
+from bokeh.models import ColumnDataSource, PointDrawTool
+from bokeh.plotting import figure
 
 from explorer.device import PRESETS, DeviceModel, parse_device_csv
 from explorer.errors import InputError
@@ -18,8 +19,6 @@ CURVE_SAMPLES = 200
 DRAW_POINTS = 6
 DEFAULT_PRESET = "AlOx/HfO2"
 DEFAULT_LEVELS = 16
-PULSE = hv.Dimension("pulse", label="pulse number")
-CONDUCTANCE = hv.Dimension("conductance_uS", label="G", unit="µS")
 LEVELS_SLIDER_END = 256
 CSV_HELP = (
     "CSV with a header row and one value column: `conductance` (S), `conductance_uS` or "
@@ -110,40 +109,31 @@ class DeviceEditor(pn.viewable.Viewer):
         self._draw_button = pn.widgets.Button.from_param(self.param.use_drawn, color="default")
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(5, 10))
 
-        # the red crosses: a DynamicMap fed by a Pipe, so they can follow the curve when the
-        # device changes; PointDraw reports the user's edits
-        self._drawn = self._curve_samples()
-        self._draw_pipe = hv.streams.Pipe(data=dict(self._drawn))
-        draw = hv.DynamicMap(self._draw_layer, streams=[self._draw_pipe])
-        self.draw_stream = hv.streams.PointDraw(source=draw, add=True, drag=True, num_objects=64)
-        self.draw_stream.add_subscriber(self._on_draw)
-        curve = hv.DynamicMap(
-            self._curve_plot,
-            streams=[
-                hv.streams.Params(
-                    dev,
-                    parameters=[
-                        "levels",
-                        "nonlinearity",
-                        "nonlinearity_ltd",
-                        "levels_ltd",
-                        "g_min",
-                        "g_max",
-                        "source",
-                        "table",
-                        "points_pulses",
-                        "points_g",
-                    ],
-                )
-            ],
-        )
-        self._plot = pn.pane.HoloViews(
-            curve * draw, sizing_mode="stretch_width", height=300, linked_axes=False
-        )
+        # the plot: plain Bokeh, built once; a change of the device only replaces the data
+        # of its sources. The red crosses are edited in the browser (PointDrawTool) and
+        # their source's data come back to Python.
+        self._sources = {
+            name: ColumnDataSource({"pulse": [], "conductance_uS": []})
+            for name in ("potentiation", "depression", "levels")
+        }
+        self.draw_source = ColumnDataSource(self._curve_samples())
+        self._figure = self._curve_figure()
+        self._plot = pn.pane.Bokeh(self._figure, sizing_mode="stretch_width", height=300)
+        self._update_plot()
 
         dev.param.watch(
             self._on_device_change,
-            ["g_min", "g_max", "levels", "source", "nonlinearity", "table", "points_g"],
+            [
+                "g_min",
+                "g_max",
+                "levels",
+                "source",
+                "nonlinearity",
+                "nonlinearity_ltd",
+                "levels_ltd",
+                "table",
+                "points_g",
+            ],
         )
         self._upload.param.watch(self._on_upload, "value")
         self._update_controls()
@@ -201,7 +191,8 @@ class DeviceEditor(pn.viewable.Viewer):
 
     def drawn_points(self) -> dict[str, list[float]]:
         """The red crosses as the user left them: pulse numbers and conductances (µS)."""
-        return {k: list(v) for k, v in self._drawn.items()}
+        data = self.draw_source.data
+        return {k: [float(v) for v in data[k]] for k in ("pulse", "conductance_uS")}
 
     # -- watchers ----------------------------------------------------------------------------
     @param.depends("preset", watch=True)
@@ -238,7 +229,8 @@ class DeviceEditor(pn.viewable.Viewer):
 
     @param.depends("use_drawn", watch=True)
     def _apply_drawn(self) -> None:
-        self.apply_points(self._drawn["pulse"], self._drawn["conductance_uS"])
+        points = self.drawn_points()
+        self.apply_points(points["pulse"], points["conductance_uS"])
 
     @param.depends("message", watch=True)
     def _show_message(self) -> None:
@@ -247,15 +239,7 @@ class DeviceEditor(pn.viewable.Viewer):
     def _on_device_change(self, *_events: param.parameterized.Event) -> None:
         self._sync_units()
         self._update_controls()
-        self._drawn = self._curve_samples()  # the crosses follow the new curve
-        self._draw_pipe.send(dict(self._drawn))
-
-    def _on_draw(self, data: dict[str, Any] | None = None, **_: Any) -> None:
-        if data:
-            self._drawn = {
-                "pulse": list(data.get("pulse", [])),
-                "conductance_uS": list(data.get("conductance_uS", [])),
-            }
+        self._update_plot()
 
     def _on_upload(self, event: param.parameterized.Event) -> None:
         if event.new is not None:
@@ -293,39 +277,74 @@ class DeviceEditor(pn.viewable.Viewer):
         pulses = np.linspace(0, dev.levels - 1, DRAW_POINTS)
         return {"pulse": pulses.tolist(), "conductance_uS": (dev.curve(pulses) / US).tolist()}
 
-    @staticmethod
-    def _draw_layer(data: dict[str, Any]) -> hv.Points:
-        return hv.Points(data, kdims=[PULSE, CONDUCTANCE], label="drawn").opts(
-            size=9, color="#d62728", marker="x", tools=["hover"], line_width=2
+    def _curve_figure(self) -> figure:
+        fig = figure(
+            title="Conductance-state curve",
+            x_axis_label="pulse number",
+            y_axis_label="G (µS)",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+            sizing_mode="stretch_width",
+            height=300,
         )
+        src = self._sources
+        fig.line(
+            "pulse",
+            "conductance_uS",
+            source=src["potentiation"],
+            color="#1f77b4",
+            line_width=2,
+            legend_label="potentiation",
+        )
+        fig.line(
+            "pulse",
+            "conductance_uS",
+            source=src["depression"],
+            color="#7f7f7f",
+            line_dash="dashed",
+            legend_label="depression",
+        )
+        fig.scatter(
+            "pulse",
+            "conductance_uS",
+            source=src["levels"],
+            color="#ff7f0e",
+            size=6,
+            legend_label="levels",
+        )
+        drawn = fig.scatter(
+            "pulse",
+            "conductance_uS",
+            source=self.draw_source,
+            marker="x",
+            color="#d62728",
+            size=11,
+            line_width=2,
+            legend_label="drawn",
+        )
+        draw_tool = PointDrawTool(renderers=[drawn], add=True, drag=True, num_objects=64)
+        fig.add_tools(draw_tool)
+        fig.toolbar.active_tap = draw_tool
+        fig.toolbar.active_drag = draw_tool
+        fig.legend.location = "bottom_right"
+        return fig
 
-    def _curve_plot(self, **_params: Any) -> hv.Overlay:
+    def _update_plot(self) -> None:
         dev = self.device
-        last = dev.levels - 1
-        pulses = np.linspace(0, last, CURVE_SAMPLES)
-        ltp = hv.Curve(
-            (pulses, dev.curve(pulses) / US), PULSE, CONDUCTANCE, label="potentiation"
-        ).opts(color="#1f77b4", line_width=2)
+        pulses = np.linspace(0, dev.levels - 1, CURVE_SAMPLES)
         if dev.source == "model":
             last_ltd = (dev.levels_ltd or dev.levels) - 1
             q = np.linspace(0, last_ltd, CURVE_SAMPLES)
-            ltd_data = (q, dev.depression_curve(q) / US)
+            ltd = {"pulse": q, "conductance_uS": dev.depression_curve(q) / US}
         else:
-            ltd_data = (np.zeros(0), np.zeros(0))
-        ltd = hv.Curve(ltd_data, PULSE, CONDUCTANCE, label="depression").opts(
-            color="#7f7f7f", line_dash="dashed"
-        )
-        levels = hv.Scatter(
-            (np.arange(dev.levels), dev.conductances() / US),
-            PULSE,
-            CONDUCTANCE,
-            label="levels",
-        ).opts(color="#ff7f0e", size=5)
-        return (ltp * ltd * levels).opts(
-            title="Conductance-state curve",
-            legend_position="bottom_right",
-            xlabel="pulse number",
-            ylabel="G (µS)",
-            responsive=True,
-            min_height=260,
-        )
+            ltd = {"pulse": np.zeros(0), "conductance_uS": np.zeros(0)}
+        with pn.io.hold():
+            self._sources["potentiation"].data = {
+                "pulse": pulses,
+                "conductance_uS": dev.curve(pulses) / US,
+            }
+            self._sources["depression"].data = ltd
+            self._sources["levels"].data = {
+                "pulse": np.arange(dev.levels, dtype=np.float64),
+                "conductance_uS": dev.conductances() / US,
+            }
+            self.draw_source.data = self._curve_samples()  # the crosses follow the curve

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 import torch
+from bokeh.models import ColumnDataSource, DataRange1d
+from bokeh.plotting import figure
 
 from explorer.device import DeviceModel
 from explorer.errors import InputError
@@ -154,14 +155,13 @@ class MappingView(pn.viewable.Viewer):
         self._table = pn.pane.DataFrame(
             None, index=False, sizing_mode="stretch_width", max_height=260
         )
-        self._hist_methods: list[str] = []
-        self._hist_pane = pn.pane.HoloViews(None, height=300, sizing_mode="stretch_width")
-        self.recompute()
-        self._transfer_pane = pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._transfer_plot, self.param.transfer)),
-            height=300,
-            sizing_mode="stretch_width",
+        self._hist_figure, self._hist_sources = self._histogram_figure()
+        self._transfer_figure, self._transfer_sources = self._transfer_figure_()
+        self._hist_pane = pn.pane.Bokeh(self._hist_figure, height=300, sizing_mode="stretch_width")
+        self._transfer_pane = pn.pane.Bokeh(
+            self._transfer_figure, height=300, sizing_mode="stretch_width"
         )
+        self.recompute()
         device.param.watch(self._on_change, DEVICE_PARAMS)
         settings.param.watch(self._on_change, MAPPING_PARAMS)
         self._layout = pn.Column(
@@ -211,10 +211,7 @@ class MappingView(pn.viewable.Viewer):
                 error="",
                 compute_ms=(time.perf_counter() - start) * 1e3,
             )
-            if self.methods_shown() != self._hist_methods:
-                # the overlay's members changed: give the pane a new plot
-                self._hist_methods = self.methods_shown()
-                self._hist_pane.object = self._histogram_map()
+            self._update_plots()
 
     def _map_all(self) -> dict:
         return {
@@ -317,59 +314,97 @@ class MappingView(pn.viewable.Viewer):
             self.layer = ALL_LAYERS
 
     # -- plots ---------------------------------------------------------------------------------
-    def _histogram_map(self) -> hv.DynamicMap:
-        methods = self.methods_shown()
-        return hv.DynamicMap(pn.bind(self._histogram_plot, self.param.histograms, methods=methods))
-
-    def _histogram_plot(self, histograms: pd.DataFrame, methods: list[str]) -> hv.Overlay:
-        layers = []
-        for method in methods:
-            part = histograms[histograms["method"] == method] if histograms is not None else None
-            if part is None or part.empty:
-                data = (np.zeros(2), np.zeros(1))
-            else:
-                data = (
-                    np.append(part["left"].to_numpy(), part["right"].to_numpy()[-1]),
-                    part["count"].to_numpy(),
-                )
-            layers.append(
-                hv.Histogram(data, kdims=["error_rel"], vdims=["error_count"], label=method).opts(
-                    color=METHOD_COLORS[method], alpha=0.45, line_alpha=0
-                )
-            )
-        return hv.Overlay(layers).opts(
+    # Plain Bokeh figures built once; an update only replaces their data sources (a few
+    # hundred numbers), which keeps a change of the controls well under a frame budget.
+    @staticmethod
+    def _histogram_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
+        fig = figure(
             title="Weight error (ŵ − w) / w_max",
-            xlabel="error / w_max",
-            ylabel="weights",
-            legend_position="top_right",
-            responsive=True,
-            min_height=260,
+            x_axis_label="error / w_max",
+            y_axis_label="weights",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+            x_range=DataRange1d(only_visible=True),
+            y_range=DataRange1d(only_visible=True, start=0),
+            sizing_mode="stretch_width",
+            height=300,
         )
-
-    def _transfer_plot(self, transfer: pd.DataFrame) -> hv.Overlay:
-        name = self._transfer_layer()
-        w_max = float(transfer["w"].abs().max()) if transfer is not None else 1.0
-        ideal = hv.Curve(([-w_max, w_max], [-w_max, w_max]), "w", "w_hat", label="ideal").opts(
-            color="black", line_dash="dotted"
-        )
-        curves = [ideal]
+        sources = {}
         for method in METHODS:
-            part = transfer[transfer["method"] == method] if transfer is not None else None
-            data = (
-                (part["w"], part["w_hat"])
-                if part is not None and not part.empty
-                else (np.zeros(0), np.zeros(0))
+            sources[method] = ColumnDataSource({"left": [], "right": [], "top": []})
+            fig.quad(
+                left="left",
+                right="right",
+                top="top",
+                bottom=0,
+                source=sources[method],
+                fill_color=METHOD_COLORS[method],
+                fill_alpha=0.45,
+                line_alpha=0,
+                legend_label=method,
             )
-            curves.append(
-                hv.Curve(data, "w", "w_hat", label=method).opts(
-                    color=METHOD_COLORS[method], line_width=1.5
-                )
-            )
-        return hv.Overlay(curves).opts(
-            title=f"Transfer curve, {name}",
-            xlabel="ideal weight w",
-            ylabel="realised weight ŵ",
-            legend_position="top_left",
-            responsive=True,
-            min_height=260,
+        fig.legend.location = "top_right"
+        fig.legend.click_policy = "hide"
+        return fig, sources
+
+    @staticmethod
+    def _transfer_figure_() -> tuple[figure, dict[str, ColumnDataSource]]:
+        fig = figure(
+            title="Transfer curve",
+            x_axis_label="ideal weight w",
+            y_axis_label="realised weight ŵ",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+            x_range=DataRange1d(only_visible=True),
+            y_range=DataRange1d(only_visible=True),
+            sizing_mode="stretch_width",
+            height=300,
         )
+        sources = {"ideal": ColumnDataSource({"w": [], "w_hat": []})}
+        fig.line(
+            "w",
+            "w_hat",
+            source=sources["ideal"],
+            color="black",
+            line_dash="dotted",
+            legend_label="ideal",
+        )
+        for method in METHODS:
+            sources[method] = ColumnDataSource({"w": [], "w_hat": []})
+            fig.line(
+                "w",
+                "w_hat",
+                source=sources[method],
+                color=METHOD_COLORS[method],
+                line_width=1.5,
+                legend_label=method,
+            )
+        fig.legend.location = "top_left"
+        fig.legend.click_policy = "hide"
+        return fig, sources
+
+    def _update_plots(self) -> None:
+        shown = self.methods_shown()
+        hist, transfer = self.histograms, self.transfer
+        for method, source in self._hist_sources.items():
+            part = hist[hist["method"] == method]
+            source.data = {
+                "left": part["left"].to_numpy(),
+                "right": part["right"].to_numpy(),
+                "top": part["count"].to_numpy().astype(np.float64),
+            }
+        for method, source in self._transfer_sources.items():
+            if method == "ideal":
+                w_max = float(np.abs(transfer["w"].to_numpy()).max())
+                source.data = {"w": [-w_max, w_max], "w_hat": [-w_max, w_max]}
+                continue
+            part = transfer[transfer["method"] == method]
+            source.data = {"w": part["w"].to_numpy(), "w_hat": part["w_hat"].to_numpy()}
+        for fig in (self._hist_figure, self._transfer_figure):
+            for renderer in fig.renderers:
+                name = next(
+                    m for m, s in self._sources_of(fig).items() if s is renderer.data_source
+                )
+                renderer.visible = name == "ideal" or name in shown
+        self._transfer_figure.title.text = f"Transfer curve, {self._transfer_layer()}"
+
+    def _sources_of(self, fig: figure) -> dict[str, ColumnDataSource]:
+        return self._hist_sources if fig is self._hist_figure else self._transfer_sources

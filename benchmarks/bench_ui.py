@@ -1,0 +1,199 @@
+"""Dashboard responsiveness: server-side recompute, and in a real browser.
+
+    python benchmarks/bench_ui.py            # everything (needs playwright + /usr/bin/chromium)
+    python benchmarks/bench_ui.py --server   # only the server-side recompute
+
+Measures (issue 7's targets in brackets):
+
+* server-side recompute of mapping + histograms + transfer curve + table for LeNet5
+  after a change of levels, three methods overlaid (≤ 50 ms);
+* page idle after ``panel serve apps/explorer.py`` starts (≤ 6 s): from starting the
+  server process (Chromium already running) until ``Bokeh.documents[0].is_idle``;
+* control change to updated histogram in the browser, p95 (≤ 250 ms): type a number of
+  levels, press Enter, poll until the histogram data in the page differ;
+* the same latency while an evaluation runs on the worker (≤ 250 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+IDLE = ("() => window.Bokeh !== undefined && Bokeh.documents.length > 0 "
+        "&& Bokeh.documents[0].is_idle")
+HISTOGRAMS = """() => {
+  const out = [];
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.data && 'top' in m.data && 'left' in m.data && m.data.top.length > 0)
+      out.push(Array.from(m.data.top));
+  return JSON.stringify(out.sort());
+}"""
+LEVELS = [8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values_ms: list[float]) -> dict[str, float]:
+    return {"median_ms": round(statistics.median(values_ms), 1),
+            "p95_ms": round(percentile(values_ms, 95), 1), "n": len(values_ms)}
+
+
+def bench_server(repeats: int = 3) -> dict[str, dict[str, float]]:
+    """Recompute after a change of levels, LeNet5, timed on the view's own clock."""
+    import holoviews.plotting.bokeh  # noqa: F401
+
+    from explorer.crossbar import CrossbarConfig
+    from explorer.device import DeviceModel
+    from explorer.ui.app import WORKLOADS, network_weights
+    from explorer.ui.mapping_view import MappingView
+
+    weights, note = network_weights(WORKLOADS["LeNet5 · MNIST (embedded digits)"].model)
+    if note:
+        print(note)
+    out = {}
+    for compare in (["linear", "min_error", "generalized"], ["min_error"]):
+        device = DeviceModel.from_preset("AlOx/HfO2", levels=16)
+        view = MappingView(device, CrossbarConfig(device=device), weights, compare=compare)
+        times = []
+        for _ in range(repeats):
+            for levels in LEVELS:
+                device.levels = levels
+                times.append(view.compute_ms)
+        out["+".join(compare)] = summary(times)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> None:
+    import selectors
+
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
+            line = process.stdout.readline()
+            if not line or text in line:
+                return
+    raise RuntimeError(f"server did not print {text!r}")
+
+
+def change_latency(page, levels: list[int]) -> list[float]:
+    """Milliseconds from pressing Enter in the levels box to new histogram data."""
+    box = page.locator(".levels input")
+    times = []
+    for value in levels:
+        before = page.evaluate(HISTOGRAMS)
+        box.fill(str(value))
+        start = time.perf_counter()
+        box.press("Enter")
+        page.wait_for_function(f"() => ({HISTOGRAMS})() !== {json.dumps(before)}",
+                               timeout=60_000, polling="raf")
+        times.append((time.perf_counter() - start) * 1e3)
+        page.wait_for_function(IDLE, timeout=60_000)
+    return times
+
+
+def bench_browser() -> dict[str, object]:
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, object] = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", str(PROJECT / "apps" / "explorer.py"),
+             "--port", str(port)],
+            cwd="/tmp", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for_line(server, "Bokeh app running at", 120)
+            listening = time.perf_counter() - started
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://localhost:{port}/explorer", timeout=120_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            results["server_listening_s"] = round(listening, 2)
+            results["page_idle_after_serve_s"] = round(time.perf_counter() - started, 2)
+            second = browser.new_page(viewport={"width": 1400, "height": 1000})
+            start = time.perf_counter()
+            second.goto(f"http://localhost:{port}/explorer", timeout=120_000)
+            second.wait_for_function(IDLE, timeout=120_000)
+            results["second_page_idle_s"] = round(time.perf_counter() - start, 2)
+            second.close()
+
+            change_latency(page, [20, 16])  # warm up
+            results["histogram_latency"] = summary(change_latency(page, LEVELS))
+
+            # the same while an evaluation keeps the worker busy
+            page.locator(".accuracy-trials input").fill("100")
+            page.locator(".accuracy-trials input").press("Enter")
+            page.wait_for_function(IDLE, timeout=60_000)
+            page.locator(".accuracy-run button").click()
+            page.get_by_text(re.compile(r"trial \d+/100")).first.wait_for(timeout=120_000)
+            busy = change_latency(page, LEVELS[:12])
+            still_running = page.get_by_text("/100 (").count() > 0
+            results["histogram_latency_during_evaluation"] = summary(busy)
+            results["evaluation_still_running_after"] = still_running
+            page.locator(".accuracy-cancel button").click()
+            page.get_by_text(re.compile(r"Run 1 cancelled")).first.wait_for(timeout=120_000)
+        finally:
+            server.terminate()
+            server.communicate(timeout=30)
+            browser.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", action="store_true", help="server-side recompute only")
+    args = parser.parse_args()
+    out: dict[str, object] = {"server_recompute": bench_server()}
+    for name, stats in out["server_recompute"].items():  # type: ignore[union-attr]
+        print(f"server recompute, LeNet5, methods {name}: median {stats['median_ms']} ms, "
+              f"p95 {stats['p95_ms']} ms (target ≤ 50 ms)")
+    if not args.server:
+        if not CHROMIUM.exists():
+            print(f"browser part skipped: no {CHROMIUM}")
+        else:
+            browser = bench_browser()
+            out.update(browser)
+            print(f"page idle {browser['page_idle_after_serve_s']} s after `panel serve` "
+                  f"started (listening after {browser['server_listening_s']} s; a second page "
+                  f"{browser['second_page_idle_s']} s) (target ≤ 6 s)")
+            lat = browser["histogram_latency"]
+            print(f"levels change → new histogram in the browser: median {lat['median_ms']} ms, "
+                  f"p95 {lat['p95_ms']} ms (target ≤ 250 ms)")
+            busy = browser["histogram_latency_during_evaluation"]
+            print(f"... while an evaluation runs: median {busy['median_ms']} ms, "
+                  f"p95 {busy['p95_ms']} ms (target ≤ 250 ms; evaluation still running: "
+                  f"{browser['evaluation_still_running_after']})")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
