@@ -352,6 +352,29 @@ def test_unreachable_scheduler_exits_2_and_writes_nothing(cli, capsys, tmp_path)
     _one_line(err, "--scheduler: expected an address such as tcp://HOST:8786")
 
 
+def test_a_service_that_is_not_the_scheduler_is_refused(dask_client):
+    with socket.socket() as server:  # answers every connection with an HTTP error
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer():
+            for _ in range(3):
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 8)
+
+        threading.Thread(target=answer, daemon=True).start()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(InputError, match=r"cannot reach the Dask scheduler at tcp://127"):
+            connect(address, timeout=2)
+    worker = next(iter(dask_client.scheduler_info()["workers"]))
+    with pytest.raises(InputError, match=r"answers, but is a Dask Worker, not the scheduler"):
+        connect(worker, timeout=5)
+
+
 # ----------------------------------------------------------------------------- command line
 
 

@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(default: one per core)")
     run.add_argument("--in-process", action="store_true",
                      help="no Dask: evaluate the grid points one by one in this process")
-    run.add_argument("--timeout", type=float, default=5.0,
-                     help="seconds to wait for --scheduler before giving up (default 5)")
+    run.add_argument("--timeout", type=float, default=3.0,
+                     help="seconds to wait for --scheduler before giving up (default 3)")
     run.add_argument("--no-plots", action="store_true", help="write the table only")
     run.add_argument("--json", action="store_true", help="print one JSON summary object")
 
@@ -104,11 +104,18 @@ def run(args: argparse.Namespace) -> int:
                  if getattr(args, k) is not None}
     spec = SweepSpec(base=base, grid=grid, trials=args.trials, seed=args.seed,
                      device_overrides=overrides)
-    data = load_sweep_data(args.model, args.data, args.limit, batch_size=args.batch_size)
-    cells = spec.cells(data.digest())  # every grid point validated before any work
     client = cluster = None
-    if not args.in_process:
-        client, cluster = connect(args.scheduler, args.workers, timeout=args.timeout)
+    if args.scheduler is not None:  # an unreachable scheduler fails in seconds, first
+        client, cluster = connect(args.scheduler, timeout=args.timeout)
+    try:
+        data = load_sweep_data(args.model, args.data, args.limit, batch_size=args.batch_size)
+        cells = spec.cells(data.digest())  # every grid point validated before any work
+        if client is None and not args.in_process:
+            client, cluster = connect(None, args.workers)
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
     bar = _progress_bar(len(cells), quiet=args.json)
     try:
         outcome = run_sweep(spec, data, out=args.out, client=client, cells=cells,
