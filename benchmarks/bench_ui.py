@@ -31,10 +31,18 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-IDLE = ("() => window.Bokeh !== undefined && Bokeh.documents.length > 0 "
-        "&& Bokeh.documents[0].is_idle")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+IDLE = (
+    "() => window.Bokeh !== undefined && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
+)
 HISTOGRAMS = """() => {
   const out = [];
   for (const m of Bokeh.documents[0].all_models)
@@ -53,8 +61,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(values_ms: list[float]) -> dict[str, float]:
-    return {"median_ms": round(statistics.median(values_ms), 1),
-            "p95_ms": round(percentile(values_ms, 95), 1), "n": len(values_ms)}
+    return {
+        "median_ms": round(statistics.median(values_ms), 1),
+        "p95_ms": round(percentile(values_ms, 95), 1),
+        "n": len(values_ms),
+    }
 
 
 def bench_server(repeats: int = 3) -> dict[str, dict[str, float]]:
@@ -73,12 +84,17 @@ def bench_server(repeats: int = 3) -> dict[str, dict[str, float]]:
     for compare in (["linear", "min_error", "generalized"], ["min_error"]):
         device = DeviceModel.from_preset("AlOx/HfO2", levels=16)
         view = MappingView(device, CrossbarConfig(device=device), weights, compare=compare)
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
             for levels in LEVELS:
+                start = time.thread_time()
                 device.levels = levels
+                cpu.append((time.thread_time() - start) * 1e3)
                 times.append(view.compute_ms)
-        out["+".join(compare)] = summary(times)
+        out["+".join(compare)] = {
+            **summary(times),
+            "cpu_median_ms": round(statistics.median(cpu), 1),
+        }
     return out
 
 
@@ -101,6 +117,16 @@ def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> None:
     raise RuntimeError(f"server did not print {text!r}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
 def change_latency(page, levels: list[int]) -> list[float]:
     """Milliseconds from pressing Enter in the levels box to new histogram data."""
     box = page.locator(".levels input")
@@ -110,8 +136,9 @@ def change_latency(page, levels: list[int]) -> list[float]:
         box.fill(str(value))
         start = time.perf_counter()
         box.press("Enter")
-        page.wait_for_function(f"() => ({HISTOGRAMS})() !== {json.dumps(before)}",
-                               timeout=60_000, polling="raf")
+        page.wait_for_function(
+            f"() => ({HISTOGRAMS})() !== {json.dumps(before)}", timeout=60_000, polling="raf"
+        )
         times.append((time.perf_counter() - start) * 1e3)
         page.wait_for_function(IDLE, timeout=60_000)
     return times
@@ -127,9 +154,21 @@ def bench_browser() -> dict[str, object]:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         started = time.perf_counter()
         server = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", str(PROJECT / "apps" / "explorer.py"),
-             "--port", str(port)],
-            cwd="/tmp", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "panel",
+                "serve",
+                str(PROJECT / "apps" / "explorer.py"),
+                "--port",
+                str(port),
+            ],
+            cwd="/tmp",
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             wait_for_line(server, "Bokeh app running at", 120)
             listening = time.perf_counter() - started
@@ -138,6 +177,7 @@ def bench_browser() -> dict[str, object]:
             page.wait_for_function(IDLE, timeout=120_000)
             results["server_listening_s"] = round(listening, 2)
             results["page_idle_after_serve_s"] = round(time.perf_counter() - started, 2)
+            results["server_cpu_until_idle_s"] = round(cpu_seconds(server.pid), 2)
             second = browser.new_page(viewport={"width": 1400, "height": 1000})
             start = time.perf_counter()
             second.goto(f"http://localhost:{port}/explorer", timeout=120_000)
@@ -146,7 +186,11 @@ def bench_browser() -> dict[str, object]:
             second.close()
 
             change_latency(page, [20, 16])  # warm up
+            cpu = cpu_seconds(server.pid)
             results["histogram_latency"] = summary(change_latency(page, LEVELS))
+            results["server_cpu_per_change_ms"] = round(
+                (cpu_seconds(server.pid) - cpu) / len(LEVELS) * 1e3, 1
+            )
 
             # the same while an evaluation keeps the worker busy
             page.locator(".accuracy-trials input").fill("100")
@@ -171,26 +215,46 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", action="store_true", help="server-side recompute only")
     args = parser.parse_args()
-    out: dict[str, object] = {"server_recompute": bench_server()}
+    out: dict[str, object] = {
+        "load_average_1min_start": round(load_average(), 2),
+        "cpus": os.cpu_count(),
+        "server_recompute": bench_server(),
+    }
     for name, stats in out["server_recompute"].items():  # type: ignore[union-attr]
-        print(f"server recompute, LeNet5, methods {name}: median {stats['median_ms']} ms, "
-              f"p95 {stats['p95_ms']} ms (target ≤ 50 ms)")
+        print(
+            f"server recompute, LeNet5, methods {name}: median {stats['median_ms']} ms, "
+            f"p95 {stats['p95_ms']} ms, CPU median {stats['cpu_median_ms']} ms "
+            "(target ≤ 50 ms)"
+        )
     if not args.server:
         if not CHROMIUM.exists():
             print(f"browser part skipped: no {CHROMIUM}")
         else:
             browser = bench_browser()
             out.update(browser)
-            print(f"page idle {browser['page_idle_after_serve_s']} s after `panel serve` "
-                  f"started (listening after {browser['server_listening_s']} s; a second page "
-                  f"{browser['second_page_idle_s']} s) (target ≤ 6 s)")
+            print(
+                f"page idle {browser['page_idle_after_serve_s']} s after `panel serve` "
+                f"started (listening after {browser['server_listening_s']} s; server CPU "
+                f"until then {browser['server_cpu_until_idle_s']} s; a second page "
+                f"{browser['second_page_idle_s']} s) (target ≤ 6 s)"
+            )
             lat = browser["histogram_latency"]
-            print(f"levels change → new histogram in the browser: median {lat['median_ms']} ms, "
-                  f"p95 {lat['p95_ms']} ms (target ≤ 250 ms)")
+            print(
+                f"levels change → new histogram in the browser: median {lat['median_ms']} ms, "
+                f"p95 {lat['p95_ms']} ms (target ≤ 250 ms); server CPU per change "
+                f"{browser['server_cpu_per_change_ms']} ms"
+            )
             busy = browser["histogram_latency_during_evaluation"]
-            print(f"... while an evaluation runs: median {busy['median_ms']} ms, "
-                  f"p95 {busy['p95_ms']} ms (target ≤ 250 ms; evaluation still running: "
-                  f"{browser['evaluation_still_running_after']})")
+            print(
+                f"... while an evaluation runs: median {busy['median_ms']} ms, "
+                f"p95 {busy['p95_ms']} ms (target ≤ 250 ms; evaluation still running: "
+                f"{browser['evaluation_still_running_after']})"
+            )
+    out["load_average_1min_end"] = round(load_average(), 2)
+    print(
+        f"load average {out['load_average_1min_start']} → {out['load_average_1min_end']} on "
+        f"{out['cpus']} CPUs (wall times grow with it; CPU times much less)"
+    )
     print(json.dumps(out))
     return 0
 

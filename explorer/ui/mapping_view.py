@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 import torch
-from bokeh.models import ColumnDataSource, DataRange1d
+from bokeh.models import ColumnDataSource, DataRange1d, Range1d
 from bokeh.plotting import figure
 
 from explorer.device import DeviceModel
@@ -323,7 +323,7 @@ class MappingView(pn.viewable.Viewer):
             x_axis_label="error / w_max",
             y_axis_label="weights",
             tools="pan,wheel_zoom,box_zoom,reset,save",
-            x_range=DataRange1d(only_visible=True),
+            x_range=Range1d(-1, 1),
             y_range=DataRange1d(only_visible=True, start=0),
             sizing_mode="stretch_width",
             height=300,
@@ -391,6 +391,8 @@ class MappingView(pn.viewable.Viewer):
                 "right": part["right"].to_numpy(),
                 "top": part["count"].to_numpy().astype(np.float64),
             }
+        span = float(np.abs(hist[["left", "right"]].to_numpy()).max())
+        self._hist_figure.x_range.update(start=-1.05 * span, end=1.05 * span)
         for method, source in self._transfer_sources.items():
             if method == "ideal":
                 w_max = float(np.abs(transfer["w"].to_numpy()).max())

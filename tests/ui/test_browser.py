@@ -235,11 +235,14 @@ def test_a_bad_csv_shows_the_message_and_keeps_the_curve(tab):
     assert tab.errors() == []
 
 
-def test_two_sessions_at_once_and_a_closed_tab_cancels_its_job(browser, server):
+def test_two_sessions_url_settings_and_a_closed_tab_cancels_its_job(browser, server):
     from explorer.ui.session import job_runner
 
-    first, second = Page(browser, server), Page(browser, server)
+    first = Page(browser, server)
+    second = Page(browser, server + "?levels=12&nonlinearity=3.0")  # a shared link
     try:
+        assert second.page.evaluate(LEVEL_MARKERS) == 12
+        assert first.page.evaluate(LEVEL_MARKERS) == 16
         first.type_into("accuracy-trials", "100")
         first.wait_idle()
         first.page.locator(".accuracy-run button").click()
@@ -250,6 +253,7 @@ def test_two_sessions_at_once_and_a_closed_tab_cancels_its_job(browser, server):
         before = second.histograms()
         second.type_into("levels", "4")
         second.wait_histograms_change(before)
+        second.page.wait_for_url(re.compile(r"levels=4"))  # the link follows the settings
         assert not running[0].finished
         assert second.page.get_by_text(re.compile(r"Run \d")).count() == 0  # its own history
         assert first.histograms() != second.histograms()
@@ -283,6 +287,7 @@ def test_panel_serve_of_the_app_file(browser, tmp_path):
         page.wait_idle()
         page.page.locator(".accuracy-run button").click()
         wait_text(page, r"Run 1 done in")
+        page.page.mouse.move(0, 0)  # no tooltip in the picture
         page.wait_idle()
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.page.screenshot(path=str(SCREENSHOT), full_page=True)
