@@ -14,6 +14,17 @@ if not hasattr(sys.modules.get("explorer"), "__path__"):
 if (_PROJECT_DIR / "explorer" / "__init__.py").is_file() and str(_PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(_PROJECT_DIR))  # a source checkout that is not pip-installed
 
-from explorer.ui.app import build_app  # noqa: E402
+try:
+    from explorer.ui.app import build_app
+except Exception as exc:  # a broken install: say so on the page instead of a blank one
+    import traceback
 
-build_app().servable(title="Crossbar Explorer")
+    import panel as pn
+
+    pn.extension()
+    pn.Column(
+        pn.pane.Alert(f"**Crossbar Explorer could not be imported:** {exc!r}", alert_type="danger"),
+        pn.pane.Markdown(f"```\n{traceback.format_exc()}\n```"),
+    ).servable(title="Crossbar Explorer")
+else:
+    build_app().servable(title="Crossbar Explorer")

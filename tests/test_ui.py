@@ -362,6 +362,18 @@ def test_an_exception_while_building_gives_an_error_page(monkeypatch):
     page.get_root()  # it renders
 
 
+def test_unexpected_errors_are_shown_on_the_page(runner):
+    from explorer.errors import InputError
+
+    app = Explorer(runner=runner)
+    alert = app.__panel__().select(pn.pane.Alert)
+    app.show_exception(RuntimeError("tile exploded"))
+    assert app.error == "RuntimeError: tile exploded"
+    assert any(a.visible and a.object == app.error for a in alert)
+    app.show_exception(InputError("levels: must be 2 … 1024"))
+    assert app.error == "levels: must be 2 … 1024"
+
+
 def test_settings_export_import_round_trip(runner):
     app = Explorer(runner=runner)
     app.config.device.param.update(levels=32, nonlinearity=3.0)
