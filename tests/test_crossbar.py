@@ -59,7 +59,7 @@ def test_exact_mapping_with_ideal_converters_equals_the_float_model(arch):
 @pytest.mark.parametrize("arch", ["lenet5", "resnet20"])
 def test_exact_mapping_through_fine_converters_is_close_for_every_tile_size(arch):
     model = _network(arch)
-    x = _images(arch, 4)
+    x = _images(arch, 2)
     ref = model(x)
     for tile_rows in (9, 128):
         cfg = CrossbarConfig(mapping="exact", dac_bits=16, adc_bits=16, tile_rows=tile_rows)
