@@ -401,25 +401,32 @@ class TiledLayer(nn.Module):
             return torch.add(self.bias, out, alpha=step) if self.bias is not None \
                 else out.mul_(step)
         if columns <= _NARROW_COLUMNS:
-            key = ("stack", chunks, columns, step, codes.device)
+            key = ("stack", chunks, columns, codes.device, codes.dtype)
             if key not in self._cache:
                 self._cache[key] = torch.eye(columns, dtype=codes.dtype, device=codes.device
-                                             ).repeat(chunks, 1).mul_(step)
+                                             ).repeat(chunks, 1)
             flat = codes.view(rows, chunks * columns)
-            if self.bias is not None:
-                return torch.addmm(self.bias, flat, self._cache[key])
-            return flat @ self._cache[key]
+            bias = self.bias if self.bias is not None else codes.new_zeros(())
+            return torch.addmm(bias, flat, self._cache[key], beta=1 if self.bias is not None
+                               else 0, alpha=step)
         out = codes.sum(1)
         return out.mul_(step).add_(self.bias) if self.bias is not None else out.mul_(step)
 
     def _cached_grouped(self, weight: Tensor) -> Tensor:
-        """Grouped weight in ADC steps per DAC code; cached unless the weight is per-read."""
+        """Grouped weight in ADC steps per DAC code; cached unless the weight is per-read.
+
+        The cache key holds both steps, so ranges edited in place (``adc_range.fill_``)
+        never meet a stale weight; :meth:`set_weight` empties the cache.
+        """
+        scale = self._dac_step() / self._adc_step()
         if weight is not self.weight:
-            return self._grouped(weight * (self._dac_step() / self._adc_step()))
-        if "grouped" not in self._cache:
-            self._cache["grouped"] = self._grouped(
-                self.weight * (self._dac_step() / self._adc_step()))
-        return self._cache["grouped"]
+            return self._grouped(weight * scale)
+        key = ("grouped", scale)
+        if key not in self._cache:
+            for old in [k for k in self._cache if k[0] == "grouped"]:
+                del self._cache[old]
+            self._cache[key] = self._grouped(self.weight * scale)
+        return self._cache[key]
 
     def _calibrated_adc_range(self, sums: Tensor, weight: Tensor) -> float:
         s = self.settings

@@ -250,3 +250,18 @@ def test_counters_count_tiles_cells_conversions():
     assert c["planes"] == 4
     assert c["adc_conversions"] == 2 * 16 * 100 * 4
     assert c["dac_cycles"] == 400
+
+
+def test_editing_a_range_in_place_takes_effect_at_the_next_pass():
+    conv = _seeded(nn.Conv2d(16, 16, 3, padding=1, bias=False), 6)
+    x = torch.rand(2, 16, 6, 6, generator=_gen(6))
+    tiled = TiledConv2d.from_layer(conv, TileSettings(dac_bits=8, adc_bits=4))
+    tiled.calibrate(x)
+    before = tiled(x)
+    full = float(tiled.adc_range)
+    tiled.adc_range.fill_(full / 4)  # a narrower range: finer steps, more saturation
+    sums, coeffs = tiled.partial_sums(x)
+    expected = torch.einsum("p,pmno->mo", coeffs, adc_quantize(sums, full / 4, 4))
+    after = tiled(x)
+    assert torch.allclose(after, expected.view(2, 6, 6, 16).permute(0, 3, 1, 2), atol=1e-5)
+    assert not torch.allclose(after, before, atol=1e-3)
