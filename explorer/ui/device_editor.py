@@ -98,7 +98,7 @@ class DeviceEditor(pn.viewable.Viewer):
         self._g_max = pn.widgets.FloatInput.from_param(
             self.param.g_max_us, format="0.[0000]", width=180
         )
-        self._summary = pn.pane.Markdown("", margin=(0, 10))
+        self._summary = pn.pane.HTML("", margin=(0, 10))
         self._upload = pn.widgets.FileInput(
             accept=".csv,.txt",
             multiple=False,
@@ -267,8 +267,8 @@ class DeviceEditor(pn.viewable.Viewer):
                 "points": "drawn curve",
             }
             self._summary.object = (
-                f"Curve: **{sources[dev.source]}**, {dev.levels} levels, "
-                f"on/off ratio **{dev.on_off_ratio:.3g}**"
+                f"Curve: <b>{sources[dev.source]}</b>, {dev.levels} levels, "
+                f"on/off ratio <b>{dev.on_off_ratio:.3g}</b>"
                 + (" (levels and range fixed by the table; pick a preset to edit)" if table else "")
             )
 

@@ -18,7 +18,14 @@ import pandas as pd
 import panel as pn
 import param
 import torch
-from bokeh.models import ColumnDataSource, DataRange1d, Range1d
+from bokeh.models import (
+    ColumnDataSource,
+    DataRange1d,
+    DataTable,
+    NumberFormatter,
+    Range1d,
+    TableColumn,
+)
 from bokeh.plotting import figure
 
 from explorer.device import DeviceModel
@@ -45,6 +52,14 @@ DEVICE_PARAMS = [
 ]
 MAPPING_PARAMS = ["mapping", "scheme", "scale"]
 TRANSFER_POINTS = 257
+TABLE_COLUMNS = [
+    ("layer", "layer"),
+    ("method", "method"),
+    ("rmse", "RMSE"),
+    ("mean_abs", "mean |error|"),
+    ("max_abs", "max |error|"),
+    ("rmse_rel", "RMSE / w_max"),
+]
 
 
 @contextmanager
@@ -152,8 +167,21 @@ class MappingView(pn.viewable.Viewer):
         self._layer = pn.widgets.Select.from_param(self.param.layer)
         self._compare = pn.widgets.CheckButtonGroup.from_param(self.param.compare)
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
-        self._table = pn.pane.DataFrame(
-            None, index=False, sizing_mode="stretch_width", max_height=260
+        self._table_source = ColumnDataSource({c: [] for c, _ in TABLE_COLUMNS})
+        self._table = pn.pane.Bokeh(
+            DataTable(
+                source=self._table_source,
+                columns=[
+                    TableColumn(field=c, title=t, formatter=NumberFormatter(format="0.000[00]"))
+                    if c not in ("layer", "method")
+                    else TableColumn(field=c, title=t)
+                    for c, t in TABLE_COLUMNS
+                ],
+                index_position=None,
+                height=240,
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
         )
         self._hist_figure, self._hist_sources = self._histogram_figure()
         self._transfer_figure, self._transfer_sources = self._transfer_figure_()
@@ -297,11 +325,7 @@ class MappingView(pn.viewable.Viewer):
         frame = self.stats
         if frame is None:
             return
-        shown = frame[["layer", "method", "rmse", "mean_abs", "max_abs", "rmse_rel"]].copy()
-        shown.columns = ["layer", "method", "RMSE", "mean |err|", "max |err|", "RMSE / w_max"]
-        for col in ["RMSE", "mean |err|", "max |err|", "RMSE / w_max"]:
-            shown[col] = shown[col].map(lambda v: f"{v:.3g}")
-        self._table.object = shown
+        self._table_source.data = {c: frame[c].to_numpy() for c, _ in TABLE_COLUMNS}
 
     @param.depends("error", watch=True)
     def _show_error(self) -> None:

@@ -4,6 +4,7 @@ ids, end-of-session hooks and handing work from the worker thread back to a sess
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 
 import panel as pn
@@ -13,15 +14,17 @@ from explorer.jobs import JobRunner
 
 RUNNER_CACHE_KEY = "crossbar-explorer:job-runner"
 _local_ids = itertools.count(1)
+_runner_lock = threading.Lock()
 
 
 def job_runner() -> JobRunner:
     """The one job runner of this process, kept in ``pn.state.cache`` so that
     ``panel serve --dev`` reloads of our modules do not start a second worker."""
-    runner = pn.state.cache.get(RUNNER_CACHE_KEY)
-    if runner is None:
-        runner = pn.state.cache[RUNNER_CACHE_KEY] = JobRunner()
-    return runner
+    with _runner_lock:  # sessions may be built on several threads (panel serve --num-threads)
+        runner = pn.state.cache.get(RUNNER_CACHE_KEY)
+        if runner is None:
+            runner = pn.state.cache[RUNNER_CACHE_KEY] = JobRunner()
+        return runner
 
 
 def served_document():
