@@ -198,6 +198,7 @@ class CrossbarModel(nn.Module):
         self.config = config
         self._layer_names = list(layers)
         self.trial = 0
+        self.seed = config.seed
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
@@ -230,7 +231,7 @@ class CrossbarModel(nn.Module):
         for _, layer in self.analog_layers():
             layer.program(prog)
             layer.read_generator = read
-        self.trial = trial
+        self.trial, self.seed = trial, seed
 
     @property
     def input_planes(self) -> int:
@@ -251,7 +252,7 @@ class CrossbarModel(nn.Module):
             for _, layer in self.analog_layers():
                 layer.g_pos = fn(layer.g_pos)
                 layer.g_neg = fn(layer.g_neg)
-            self.reprogram(self.trial)
+            self.reprogram(self.trial, self.seed)
         return self
 
     def counters(self) -> dict[str, Any]:
@@ -325,7 +326,7 @@ def calibrate(analog: CrossbarModel, images: Tensor) -> None:
     missing = [layer.name for layer in layers if not layer.calibrated]
     if missing:
         raise InputError(f"calibration: layers {missing} were not reached by the forward pass")
-    analog.reprogram(analog.trial)
+    analog.reprogram(analog.trial, analog.seed)
 
 
 __all__ = ["AnalogConv2d", "AnalogLinear", "CrossbarConfig", "CrossbarModel", "TiledLayer",
