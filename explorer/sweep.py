@@ -562,7 +562,8 @@ def results_frame(rows: Iterable[dict[str, Any]], swept: Sequence[str]) -> Any:
 # --------------------------------------------------------------------------------------
 @dataclass
 class SweepOutcome:
-    """What a sweep did: the table (all finished rows of this grid), cell counts, failures."""
+    """What a sweep did: the table (all finished rows of this grid), grid points skipped
+    (done before) and computed, failures by key, wall time (s), rows computed."""
 
     table: Any
     cells: int
@@ -571,7 +572,6 @@ class SweepOutcome:
     failed: dict[str, str]
     seconds: float
     folder: Path | None = None
-
     rows_computed: int = 0
 
     @property
@@ -685,8 +685,8 @@ def _run_dask(tasks: list[dict[str, Any]], data: SweepData, client: Any,
     # workers that need it, and recomputes it if the worker holding it dies)
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "2GB"}):
         shared = client.submit(_return, data, pure=False)
-    futures = {client.submit(evaluate_cell, task, shared, 1, pure=False): task["key"]
-               for task in tasks}
+    submitted = client.map(evaluate_cell, tasks, data=shared, torch_threads=1, pure=False)
+    futures = {future: task["key"] for future, task in zip(submitted, tasks, strict=True)}
     try:
         for future in as_completed(futures, loop=client.loop):
             key = futures[future]
@@ -754,7 +754,7 @@ def _probe_scheduler(address: str, timeout: float) -> None:
 
 NO_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 """Dask config key unset for our workers (see :func:`connect`); for ``dask worker`` on
-other machines set ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None``."""
+other machines set it to null in a Dask config file (docs/scaling.md)."""
 
 
 def default_workers() -> int:
