@@ -1,9 +1,26 @@
-"""Training networks for the crossbar.
+"""Training networks for the crossbar (DESIGN.md §5).
 
-``float`` training lives here (Adam with a one-cycle schedule and optional small random
-affine augmentation). Crossbar-aware methods (``rq``, ``gq``, ``hwa``) plug in through
-:data:`METHODS` as they arrive. Training is deterministic for a seed: every random
-draw (initialisation, shuffling, augmentation) comes from explicit generators, and the
+One loop (Adam, one-cycle schedule, optional small random affine augmentation) for
+every method in :data:`METHODS`:
+
+* ``float`` – ordinary training;
+* ``gq`` – generalized-quantization QAT (seed 002): a learned per-layer codebook of L
+  values (L = the device's levels), Lloyd-Max initialised, straight-through assignment;
+* ``uq`` – uniform QAT, the baseline of seed 002's comparison: L equally spaced values
+  with a learned scale;
+* ``rq`` – relaxed quantization (seed 001 / Louizos et al.) of the weights, the inputs
+  (DAC) and each row chunk's partial sums (ADC), Gumbel-softmax with the temperature
+  annealed from ``temperature_start`` to ``temperature_end``;
+* ``hwa`` – hardware-aware fine-tuning: forward through the mapped device levels with
+  programming variation and read noise drawn anew each step.
+
+The hardware (device, converters, tiles, noise) is a :class:`~explorer.crossbar.CrossbarConfig`
+(``TrainConfig.hardware``), recorded in the checkpoint; :mod:`explorer.deploy` turns a
+checkpoint back into a crossbar. The quantizers live in :mod:`explorer.quant` and
+:mod:`explorer.qlayers`.
+
+Training is deterministic for a seed: every random draw (initialisation, shuffling,
+augmentation, relaxation and device noise) comes from explicit generators, and the
 global RNG state is restored afterwards.
 """
 
@@ -25,10 +42,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer import __version__
+from explorer.crossbar import CrossbarConfig, trial_seed
 from explorer.data import load_dataset
+from explorer.deploy import hardware_spec
 from explorer.models import MODELS, build_model, load_pretrained
+from explorer.qlayers import (
+    METHODS,
+    calibrate_model,
+    codebooks,
+    prepare_model,
+    quant_layers,
+    to_plain,
+)
+from explorer.quant import annealed_temperature, set_noise
 
 ProgressCallback = Callable[[float, str], None]
+CALIBRATION_IMAGES = 256
+"""Training images (the first ones, not augmented) that set the initial converter ranges."""
 
 
 class Cancelled(RuntimeError):
@@ -42,8 +72,28 @@ class TrainConfig(param.Parameterized):
                          "or a pretrained name / checkpoint to fine-tune.", label="Model")
     data = param.String(default="mnist-embedded", doc="Dataset name (train split is used).",
                         label="Dataset")
-    method = param.Selector(default="float", objects=["float"], doc="Training method.",
-                            label="Method")
+    method = param.Selector(default="float", objects=list(METHODS), label="Method",
+                            doc="float; gq (generalized-quantization QAT); uq (uniform QAT); "
+                                "rq (relaxed quantization of weights, DAC and ADC); hwa "
+                                "(hardware-aware: mapped levels and injected noise).")
+    hardware = param.ClassSelector(
+        class_=CrossbarConfig, default=CrossbarConfig(), instantiate=True, label="Hardware",
+        doc="The crossbar trained for: device levels (gq/uq/rq), DAC/ADC bits and tile rows "
+            "(rq), device, mapping and noise (hwa). Recorded in the checkpoint.")
+    quant_lr_scale = param.Number(
+        default=10.0, bounds=(0.0, 1000.0), label="Quantizer learning-rate factor",
+        doc="Learning rate of quantizer parameters (codebooks, log-ranges, log-σ) relative "
+            "to the weights'.")
+    hwa_ramp = param.Number(
+        default=0.5, bounds=(0.0, 1.0), label="HWA ramp",
+        doc="hwa: fraction of the training over which the device deviation is blended in "
+            "linearly (0 = full deviation from the first step).")
+    temperature_start = param.Number(
+        default=1.0, bounds=(0.0, 100.0), inclusive_bounds=(False, True),
+        label="Temperature (start)", doc="rq: Gumbel-softmax temperature at the first step.")
+    temperature_end = param.Number(
+        default=0.1, bounds=(0.0, 100.0), inclusive_bounds=(False, True),
+        label="Temperature (end)", doc="rq: temperature at the last step (exponential decay).")
     epochs = param.Integer(default=40, bounds=(1, 10_000), doc="Passes over the training set.",
                            label="Epochs")
     batch_size = param.Integer(default=128, bounds=(1, 65_536), doc="Images per step.",
@@ -74,7 +124,7 @@ class TrainResult:
 
     def metadata(self, cfg: TrainConfig) -> dict[str, Any]:
         """Plain-data description stored in the checkpoint next to the weights."""
-        return {
+        meta = {
             "architecture": self.architecture,
             "method": cfg.method,
             "data": cfg.data,
@@ -84,6 +134,18 @@ class TrainResult:
             "test_accuracy": self.test_accuracy,
             "explorer_version": __version__,
         }
+        if cfg.method != "float":
+            meta["hardware"] = hardware_spec(cfg.hardware)
+            if cfg.method == "rq":
+                meta["temperature"] = [cfg.temperature_start, cfg.temperature_end]
+        return meta
+
+    def quant_summary(self) -> dict[str, Any]:
+        """What the simulator takes from training: per-layer codebooks and learned ranges."""
+        ranges = {name: layer.learned_ranges() for name, layer in quant_layers(self.model)}
+        return {"codebooks": codebooks(self.model),
+                "ranges": {k: v for k, v in ranges.items() if any(x is not None
+                                                                  for x in v.values())}}
 
 
 def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: float = 8.0,
@@ -122,62 +184,128 @@ def _initial_model(cfg: TrainConfig) -> tuple[nn.Module, str]:
     return model, arch
 
 
-def train(cfg: TrainConfig, progress: ProgressCallback | None = None,
-          cancel: threading.Event | None = None) -> TrainResult:
-    """Train ``cfg.model`` on the train split of ``cfg.data``; evaluate on its test split."""
-    start = time.perf_counter()
-    train_set = load_dataset(cfg.data, "train", limit=cfg.limit)
-    test_set = load_dataset(cfg.data, "test")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)  # parameter initialisation only; global state restored
-        model, arch = _initial_model(cfg)
-    model = model.to(cfg.device)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
-    images_all = train_set.images.float().div_(255)
-    labels_all = train_set.labels
-    result = TrainResult(model=model, architecture=arch)
-    total = cfg.epochs * steps_per_epoch
-    for epoch in range(cfg.epochs):
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam; weight decay on the network's weights; quantizer parameters (codebooks,
+    log-ranges, log-σ) without decay and at ``quant_lr_scale`` × the learning rate."""
+    quant = [p for n, p in model.named_parameters() if "_quant." in n]
+    ids = {id(p) for p in quant}
+    net = [p for p in model.parameters() if id(p) not in ids]
+    groups: list[dict[str, Any]] = [{"params": net}]
+    if quant:
+        groups.append({"params": quant, "weight_decay": 0.0,
+                       "lr": cfg.lr * cfg.quant_lr_scale})
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class Trainer:
+    """One training run, prepared: data, network with the method's quantizers (ranges
+    calibrated), optimizer and schedule. :meth:`run_epoch` runs one pass; :func:`train`
+    runs them all (the benchmark times single epochs)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        train_set = load_dataset(cfg.data, "train", limit=cfg.limit)
+        self.size = len(train_set)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # parameter initialisation only; global state restored
+            model, self.architecture = _initial_model(cfg)
+        self.model = prepare_model(model, cfg.method, cfg.hardware).to(cfg.device)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling, augmentation
+        self.images = train_set.images.float().div_(255)
+        self.labels = train_set.labels
+        calibrate_model(self.model, self.images[:CALIBRATION_IMAGES].to(cfg.device))
+        noise = torch.Generator(device=cfg.device).manual_seed(trial_seed(cfg.seed, 0, 2))
+        set_noise(self.model, temperature=cfg.temperature_start, generator=noise)
+        self.steps_per_epoch = math.ceil(self.size / cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.optimizer = _optimizer(self.model, cfg)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=[group["lr"] for group in self.optimizer.param_groups],
+            total_steps=self.total_steps)
+
+    def run_epoch(self, epoch: int, progress: ProgressCallback | None = None,
+                  cancel: threading.Event | None = None) -> dict[str, float]:
+        """One pass over the training images (``epoch`` counts from 0); returns the
+        epoch's mean loss and training accuracy."""
+        cfg, model = self.cfg, self.model
         model.train()
-        order = torch.randperm(len(train_set), generator=gen)
+        order = torch.randperm(self.size, generator=self.generator)
         loss_sum, correct = 0.0, 0
-        for step in range(steps_per_epoch):
+        for step in range(self.steps_per_epoch):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("training cancelled")
+            done = epoch * self.steps_per_epoch + step
+            fraction = done / max(self.total_steps - 1, 1)
+            if cfg.method == "rq":
+                set_noise(model, temperature=annealed_temperature(
+                    fraction, cfg.temperature_start, cfg.temperature_end))
+            elif cfg.method == "hwa":
+                set_noise(model, blend=fraction / cfg.hwa_ramp if cfg.hwa_ramp else 1.0)
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            images, labels = images_all[idx], labels_all[idx]
+            images, labels = self.images[idx], self.labels[idx]
             if cfg.augment:
-                images = random_affine(images, gen)
+                images = random_affine(images, self.generator)
             images, labels = images.to(cfg.device), labels.to(cfg.device)
             logits = model(images)
             loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            schedule.step()
+            self.optimizer.step()
+            if done < self.total_steps:
+                self.schedule.step()
             loss_value = float(loss.detach())
             loss_sum += loss_value * len(idx)
             correct += int((logits.argmax(1) == labels).sum())
             if progress is not None:
-                done = epoch * steps_per_epoch + step + 1
-                progress(done / total, f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.3f}")
-        result.history.append({"epoch": epoch + 1, "loss": loss_sum / len(train_set),
-                               "train_accuracy": correct / len(train_set)})
-    result.test_accuracy = accuracy(model, test_set, device=cfg.device)
+                seen = min((step + 1) * cfg.batch_size, self.size)
+                progress((done + 1) / self.total_steps,
+                         f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.3f} "
+                         f"train acc {100 * correct / seen:.1f} %")
+        return {"epoch": epoch + 1, "loss": loss_sum / self.size,
+                "train_accuracy": correct / self.size}
+
+
+def train(cfg: TrainConfig, progress: ProgressCallback | None = None,
+          cancel: threading.Event | None = None) -> TrainResult:
+    """Train ``cfg.model`` with ``cfg.method`` on the train split of ``cfg.data``;
+    evaluate on its test split (for quantized methods: the deterministic eval-mode network).
+
+    ``progress(fraction, message)`` after every step; setting ``cancel`` raises
+    :class:`Cancelled` before the next step.
+    """
+    start = time.perf_counter()
+    trainer = Trainer(cfg)
+    result = TrainResult(model=trainer.model, architecture=trainer.architecture)
+    for epoch in range(cfg.epochs):
+        result.history.append(trainer.run_epoch(epoch, progress, cancel))
+    result.test_accuracy = accuracy(trainer.model, load_dataset(cfg.data, "test"),
+                                    device=cfg.device)
     result.seconds = time.perf_counter() - start
     return result
 
 
+def _cpu_state(model: nn.Module) -> dict[str, Any]:
+    return {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+            for k, v in model.state_dict().items()}
+
+
 def save_checkpoint(path: str | Path, result: TrainResult, cfg: TrainConfig) -> Path:
-    """Write weights + metadata atomically (temporary file, then rename): never half-written."""
+    """Write weights + metadata atomically (temporary file, then rename): never half-written.
+
+    ``state_dict`` holds the plain network with the effective weights (loadable by
+    :func:`explorer.models.load_pretrained`); quantized methods add ``train_state``
+    (latent weights and quantizer parameters), ``quant`` (codebooks, learned ranges)
+    and ``hardware`` (see :mod:`explorer.deploy`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-    payload = {**result.metadata(cfg), "state_dict": state}
+    model = result.model
+    payload = {**result.metadata(cfg), "history": result.history}
+    if quant_layers(model):
+        payload["train_state"] = _cpu_state(model)
+        payload["quant"] = result.quant_summary()
+        model = to_plain(model)
+    payload["state_dict"] = _cpu_state(model)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)

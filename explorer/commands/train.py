@@ -1,4 +1,13 @@
-"""``explorer train``: train a network and write a checkpoint atomically."""
+"""``explorer train``: train a network for a crossbar and write a checkpoint atomically.
+
+Methods: ``float``; ``gq`` (generalized-quantization QAT, a learned codebook of
+``--levels`` values per layer); ``uq`` (uniform QAT, the baseline of ``gq``); ``rq``
+(relaxed quantization of weights, ``--dac-bits`` inputs and each ``--tile-rows`` chunk's
+``--adc-bits`` partial sums); ``hwa`` (forward through the device levels with
+``--prog-sigma`` / ``--read-sigma`` noise). The crossbar options are those of
+``explorer evaluate``; the checkpoint records them, and ``explorer evaluate --model PATH``
+takes the file.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +17,40 @@ import sys
 from tqdm import tqdm
 
 from explorer.cli import print_json
+from explorer.commands.evaluate import add_crossbar_arguments, config_from_args
 
 NAME = "train"
-HELP = "Train a network (float) on a dataset's train split and save a checkpoint."
+HELP = ("Train a network (float, gq, uq, rq or hwa) on a dataset's train split for a "
+        "crossbar and save a checkpoint.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from explorer.qlayers import METHODS
+
     parser.add_argument("--model", default="lenet5",
-                        help="architecture (lenet5, vgg8, resnet20) or checkpoint to fine-tune")
+                        help="architecture (lenet5, vgg8, resnet20), or a pretrained name / "
+                             "checkpoint to fine-tune (e.g. lenet5-mnist)")
     parser.add_argument("--data", default="mnist-embedded", help="dataset name")
-    parser.add_argument("--method", default="float", help="training method (float)")
+    parser.add_argument("--method", default="float", choices=METHODS,
+                        help="float; gq: generalized-quantization QAT; uq: uniform QAT; rq: "
+                             "relaxed quantization (weights, DAC, ADC); hwa: hardware-aware")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument("--quant-lr-scale", type=float, default=10.0,
+                        help="learning rate of quantizer parameters ÷ the weights' (10)")
+    parser.add_argument("--temperature", type=float, nargs=2, default=(1.0, 0.1),
+                        metavar=("START", "END"), help="rq: Gumbel-softmax temperature, "
+                        "annealed exponentially (default 1 0.1)")
+    parser.add_argument("--hwa-ramp", type=float, default=0.5,
+                        help="hwa: fraction of training over which the device deviation is "
+                             "blended in (default 0.5)")
     parser.add_argument("--no-augment", action="store_true", help="disable random affine")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="first N training images")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     parser.add_argument("--out", required=True, help="checkpoint path (.pt) to write")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_crossbar_arguments(parser)  # --levels, --adc-bits, --tile-rows, …, --seed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(model=args.model, data=args.data, method=args.method, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, augment=not args.no_augment,
-                      seed=args.seed, limit=args.limit, device=args.device)
-    with tqdm(total=1000, desc="train", unit="‰", file=sys.stderr, disable=None,
-              bar_format="{l_bar}{bar}| {postfix}") as bar:
+                      seed=args.seed, limit=args.limit, device=args.device,
+                      hardware=config_from_args(args), quant_lr_scale=args.quant_lr_scale,
+                      temperature_start=args.temperature[0],
+                      temperature_end=args.temperature[1], hwa_ramp=args.hwa_ramp)
+    with tqdm(total=1000, desc=f"train {cfg.method}", unit="‰", file=sys.stderr,
+              disable=None, bar_format="{l_bar}{bar}| {postfix}") as bar:
 
         def progress(fraction: float, message: str) -> None:
             bar.n = int(fraction * 1000)
@@ -50,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(f"test accuracy {100 * (result.test_accuracy or 0):.2f} % "
+        print(f"{cfg.method}: test accuracy {100 * (result.test_accuracy or 0):.2f} % "
               f"after {cfg.epochs} epochs in {result.seconds:.1f} s -> {path}")
     return 0
