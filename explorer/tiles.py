@@ -123,6 +123,14 @@ class RowChunks:
         return self.in_channels * self.kernel
 
     @property
+    def input_width(self) -> int:
+        """Input channels the grouped product takes: padded to equal chunks, or each
+        channel repeated once per kernel split."""
+        if self.kernel_splits > 1:
+            return self.in_channels * self.kernel_splits
+        return self.count * self.channels_per_chunk
+
+    @property
     def padded_channels(self) -> int:
         """Input channels after zero padding to equal chunks (grouped convolution)."""
         if self.kernel_splits > 1:
@@ -281,15 +289,25 @@ class TiledLayer(nn.Module):
 
     # -- DAC ---------------------------------------------------------------------------
 
-    def _codes(self, x: Tensor) -> Tensor:
-        """DAC codes of ``x`` (a new tensor, same layout): integers 0 … 2^bits − 1 (signed
-        inputs: ± that), or ``x`` itself for an ideal DAC."""
+    def _codes(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """DAC codes of ``x``: integers 0 … 2^bits − 1 (signed inputs: ± that), or ``x``
+        itself for an ideal DAC; written into ``out`` if given, else a new tensor."""
         bits = self.settings.dac_bits
         if bits is None:
-            return x
+            return x if out is None else out.copy_(x)
         top = float(dac_max_code(bits))
-        codes = torch.mul(x, 1.0 / self._dac_step())
+        codes = torch.mul(x, 1.0 / self._dac_step(), out=out)
         return codes.round_().clamp_(-top if self.signed_input else 0.0, top)
+
+    def _padded_codes(self, rows: Tensor) -> Tensor:
+        """DAC codes of the rows (inputs last), zero-padded to equal chunks in one pass."""
+        width = self.plan.input_width
+        if rows.shape[-1] == width:
+            return self._codes(rows)
+        padded = rows.new_empty((*rows.shape[:-1], width))
+        padded[..., rows.shape[-1]:].zero_()
+        self._codes(rows, out=padded[..., :rows.shape[-1]])
+        return padded
 
     def _planes(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """Input planes applied to the word lines, stacked on the batch axis.
@@ -299,8 +317,8 @@ class TiledLayer(nn.Module):
         Signed inputs give two passes ``x⁺, x⁻``; bit-serial inputs one bit-plane per bit.
         """
         s = self.settings
-        rows = self._memory_view(x)  # contiguous
-        codes = self._codes(rows)
+        rows = self._memory_view(x)  # contiguous, inputs on the last axis
+        codes = self._padded_codes(rows)
         if not s.bit_serial and not self.signed_input:
             return self._logical_view(codes), None
         if self.signed_input:
@@ -319,7 +337,7 @@ class TiledLayer(nn.Module):
         else:
             planes, coeffs = stacked, signs
         weights = torch.tensor(coeffs, dtype=x.dtype, device=x.device)
-        return self._logical_view(planes.reshape(-1, *rows.shape[1:])), weights
+        return self._logical_view(planes.reshape(-1, *codes.shape[1:])), weights
 
     # -- forward -----------------------------------------------------------------------
 
@@ -490,7 +508,8 @@ class TiledLayer(nn.Module):
         raise NotImplementedError
 
     def _prepare(self, x: Tensor) -> Tensor:
-        """Inputs laid out for the chunked product (padding, replication, memory format)."""
+        """Inputs laid out for the chunked product (replication, memory format); the DAC
+        pads them to equal chunks."""
         raise NotImplementedError
 
     def _memory_view(self, x: Tensor) -> Tensor:
@@ -533,8 +552,7 @@ class TiledLinear(TiledLayer):
         return weight.reshape(weight.shape[0], n, per).permute(1, 2, 0).contiguous()  # [n,r,O]
 
     def _prepare(self, x: Tensor) -> Tensor:
-        pad = self.plan.padded_channels - x.shape[1]
-        return F.pad(x, (0, pad)) if pad else x.contiguous()
+        return x.contiguous()
 
     def _memory_view(self, x: Tensor) -> Tensor:
         return x
@@ -606,11 +624,6 @@ class TiledConv2d(TiledLayer):
         plan = self.plan
         if plan.kernel_splits > 1:
             return channels_last(x.repeat_interleave(plan.kernel_splits, dim=1))
-        if plan.padded_channels > x.shape[1]:
-            batch, channels, height, width = x.shape
-            padded = x.new_zeros((batch, height, width, plan.padded_channels)).permute(0, 3, 1, 2)
-            padded[:, :channels].copy_(x)
-            return padded
         return channels_last(x)
 
     def _memory_view(self, x: Tensor) -> Tensor:
