@@ -6,15 +6,12 @@ The live plots are plain Bokeh figures built once whose data sources are replace
 change (HoloViews re-rendered each plot in 80-250 ms; this takes a few ms).
 """
 
-# Registers HoloViews' Bokeh backend for explorer.ui.sweep_plots (its .opts() use Bokeh
-# option names such as text_color); our own plots are plain Bokeh.
-import holoviews.plotting.bokeh  # noqa: F401
-
 from explorer.ui.accuracy import AccuracyRunner
 from explorer.ui.app import Explorer, build_app
 from explorer.ui.controls import CrossbarControls, NonIdealityControls
 from explorer.ui.device_editor import DeviceEditor
 from explorer.ui.mapping_view import MappingView
+from explorer.ui.sweep_panel import SweepPanel
 
 __all__ = [
     "AccuracyRunner",
@@ -23,5 +20,6 @@ __all__ = [
     "Explorer",
     "MappingView",
     "NonIdealityControls",
+    "SweepPanel",
     "build_app",
 ]

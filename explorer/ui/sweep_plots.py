@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (the .opts() below use Bokeh option names)
 import numpy as np
 import pandas as pd
 
