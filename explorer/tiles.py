@@ -309,35 +309,38 @@ class TiledLayer(nn.Module):
         self._codes(rows, out=padded[..., :rows.shape[-1]])
         return padded
 
-    def _planes(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Input planes applied to the word lines, stacked on the batch axis.
+    def _planes(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Input planes applied to the word lines, stacked beside the input channels.
 
-        ``x`` comes from :meth:`_prepare`. Returns ``(planes, coefficients)``:
-        ``input = Σ_p coefficients[p] · plane_p`` (None: a single plane, the codes).
+        ``x`` comes from :meth:`_prepare`. Returns ``(planes, coefficients)``: planes
+        ``[B, P·C, H, W]`` (conv, channels_last) or ``[B, P·C]`` with plane ``p`` in
+        channels ``p·C … (p+1)·C − 1``, and ``input = Σ_p coefficients[p] · plane_p``.
         Signed inputs give two passes ``x⁺, x⁻``; bit-serial inputs one bit-plane per bit.
+        Planes share the batch with their image, so each image's bit-planes are read
+        together (cache-friendly), and all of them go through one grouped product.
         """
         s = self.settings
         rows = self._memory_view(x)  # contiguous, inputs on the last axis
         codes = self._padded_codes(rows)
+        signs = [1.0, -1.0] if self.signed_input else [1.0]
         if not s.bit_serial and not self.signed_input:
-            return self._logical_view(codes), None
-        if self.signed_input:
-            stacked = torch.stack([codes.clamp(min=0), codes.neg().clamp_(min=0)])  # [S, ...]
-            signs = [1.0, -1.0]
+            planes = codes
         else:
-            stacked, signs = codes.unsqueeze(0), [1.0]
-        if s.bit_serial:
-            bits = int(s.dac_bits)
-            small = torch.uint8 if bits <= 8 else torch.int32
-            ints = stacked.to(small).unsqueeze(1)  # [S, 1, ...]
-            shifts = torch.arange(bits, device=x.device, dtype=small)
-            shifts = shifts.view((1, bits) + (1,) * (ints.dim() - 2))
-            planes = torch.bitwise_right_shift(ints, shifts).bitwise_and_(1).to(x.dtype)
-            coeffs = [sign * (1 << b) for sign in signs for b in range(bits)]
-        else:
-            planes, coeffs = stacked, signs
-        weights = torch.tensor(coeffs, dtype=x.dtype, device=x.device)
-        return self._logical_view(planes.reshape(-1, *codes.shape[1:])), weights
+            if self.signed_input:  # [..., 2, C]
+                stacked = torch.stack([codes.clamp(min=0), codes.neg().clamp_(min=0)], dim=-2)
+            else:
+                stacked = codes.unsqueeze(-2)
+            if s.bit_serial:
+                bits = int(s.dac_bits)
+                small = torch.uint8 if bits <= 8 else torch.int32
+                shifts = torch.arange(bits, device=x.device, dtype=small).view(bits, 1)
+                ints = stacked.to(small).unsqueeze(-2)  # [..., S, 1, C]
+                stacked = torch.bitwise_right_shift(ints, shifts).bitwise_and_(1).to(x.dtype)
+            planes = stacked.reshape(*codes.shape[:-1], -1)
+        bits = int(s.dac_bits) if s.bit_serial else 1
+        coeffs = torch.tensor([sign * (1 << b) for sign in signs for b in range(bits)],
+                              dtype=x.dtype, device=x.device)
+        return self._logical_view(planes), coeffs
 
     # -- forward -----------------------------------------------------------------------
 
@@ -372,65 +375,63 @@ class TiledLayer(nn.Module):
         """Each chunk's column partial sums before the ADC, for inspection and tests.
 
         Returns ``(sums, coefficients)``: ``sums`` ``[P, M, n, O]`` (planes, images ×
-        output positions, row chunks, columns) in weight × input units, without bias;
-        the layer output before the bias is ``Σ_p coefficients[p] · Σ_n sums[p, :, n]``.
+        output positions, row chunks, columns; a view) in weight × input units, without
+        bias; the layer output before the bias is ``Σ_p coefficients[p] · Σ_n sums[p, :, n]``.
         """
-        weight = self.weight if weight is None else weight
+        sums, coeffs = self._sums(x, self.weight if weight is None else weight, cached=False)
+        return sums.permute(1, 0, 2, 3), coeffs
+
+    def _sums(self, x: Tensor, weight: Tensor, cached: bool) -> tuple[Tensor, Tensor]:
+        """Partial sums ``[M, P, n, O]`` (contiguous): in ADC steps when ``cached`` (the
+        calibrated, cached weight), else in weight × input units."""
         planes, coeffs = self._planes(self._prepare(x))
-        if coeffs is None:
-            coeffs = torch.ones(1, dtype=x.dtype, device=x.device)
-        sums = self._psums(planes, self._grouped(weight * self._dac_step()))
-        return sums.view(coeffs.numel(), -1, self.plan.count, sums.shape[-1]), coeffs
+        n_planes = coeffs.numel()
+        grouped = self._cached_grouped(weight, n_planes) if cached else \
+            self._grouped(weight * self._dac_step(), n_planes)
+        sums = self._psums(planes, grouped, n_planes)
+        return sums.view(sums.shape[0], n_planes, self.plan.count, -1), coeffs
 
     def _run(self, x: Tensor, weight: Tensor, calibrate: bool) -> Tensor:
         s = self.settings
         if s.adc_bits is None:  # ideal ADC: chunks and planes add up exactly, skip them
             scaled = weight if s.dac_bits is None else weight * self._dac_step()
             return self._full(self._codes(x), scaled)
-        batch = x.shape[0]
         if calibrate:
-            sums, coeffs = self.partial_sums(x, weight)
+            sums, coeffs = self._sums(x, weight, cached=False)
             self.adc_range.fill_(self._calibrated_adc_range(sums, weight))
             sums.div_(self._adc_step())
         else:
-            planes, coeffs = self._planes(self._prepare(x))
-            sums = self._psums(planes, self._cached_grouped(weight))
-            n_planes = 1 if coeffs is None else coeffs.numel()
-            sums = sums.view(n_planes, -1, self.plan.count, sums.shape[-1])  # [P, M, n, O]
+            sums, coeffs = self._sums(x, weight, cached=True)
         adc_quantize_(sums, int(s.adc_bits))
-        n_planes, rows, chunks, columns = sums.shape
-        step = self._adc_step()
-        if coeffs is not None and n_planes == 1:
-            step *= float(coeffs[0])
-        if n_planes > 1:  # shift-add over bit-planes / passes, in ADC steps
-            sums = torch.mv(sums.view(n_planes, -1).t(), coeffs).view(1, rows, chunks, columns)
-        out = self._accumulate(sums[0], step)
-        return self._unrows(out, batch, x)
+        return self._unrows(self._accumulate(sums, coeffs, self._adc_step()), x.shape[0], x)
 
-    def _accumulate(self, codes: Tensor, step: float) -> Tensor:
-        """Digital accumulation ``step · Σ_n codes[:, n] + bias`` of ADC codes [M, n, O].
+    def _accumulate(self, codes: Tensor, coeffs: Tensor, step: float) -> Tensor:
+        """Digital accumulation ``step · Σ_p coeffs[p] Σ_n codes[:, p, n] + bias`` of ADC
+        codes ``[M, P, n, O]``: shift-add over planes, sum over row chunks.
 
-        Narrow layers sum the chunks with one matrix product against stacked identities
-        (a reduction over a short middle axis is several times slower on CPU).
+        Narrow layers do it in one matrix product against stacked (weighted) identities:
+        a reduction over short middle axes is several times slower on CPU.
         """
-        rows, chunks, columns = codes.shape
-        if chunks == 1:
-            out = codes[:, 0]
+        rows, n_planes, chunks, columns = codes.shape
+        if n_planes == 1 and chunks == 1:
+            out = codes[:, 0, 0]
+            step *= float(coeffs[0])
             return torch.add(self.bias, out, alpha=step) if self.bias is not None \
                 else out.mul_(step)
         if columns <= _NARROW_COLUMNS:
-            key = ("stack", chunks, columns, codes.device, codes.dtype)
+            key = ("stack", tuple(coeffs.tolist()), chunks, columns, codes.device, codes.dtype)
             if key not in self._cache:
-                self._cache[key] = torch.eye(columns, dtype=codes.dtype, device=codes.device
-                                             ).repeat(chunks, 1)
-            flat = codes.view(rows, chunks * columns)
+                eye = torch.eye(columns, dtype=codes.dtype, device=codes.device)
+                self._cache[key] = (coeffs.view(-1, 1, 1, 1) * eye).expand(
+                    n_planes, chunks, columns, columns).reshape(-1, columns)
+            flat = codes.view(rows, -1)
             bias = self.bias if self.bias is not None else codes.new_zeros(())
-            return torch.addmm(bias, flat, self._cache[key], beta=1 if self.bias is not None
-                               else 0, alpha=step)
-        out = codes.sum(1)
+            return torch.addmm(bias, flat, self._cache[key],
+                               beta=1 if self.bias is not None else 0, alpha=step)
+        out = torch.einsum("mpno,p->mo", codes, coeffs) if n_planes > 1 else codes[:, 0].sum(1)
         return out.mul_(step).add_(self.bias) if self.bias is not None else out.mul_(step)
 
-    def _cached_grouped(self, weight: Tensor) -> Tensor:
+    def _cached_grouped(self, weight: Tensor, n_planes: int) -> Tensor:
         """Grouped weight in ADC steps per DAC code; cached unless the weight is per-read.
 
         The cache key holds both steps, so ranges edited in place (``adc_range.fill_``)
@@ -438,12 +439,12 @@ class TiledLayer(nn.Module):
         """
         scale = self._dac_step() / self._adc_step()
         if weight is not self.weight:
-            return self._grouped(weight * scale)
-        key = ("grouped", scale)
+            return self._grouped(weight * scale, n_planes)
+        key = ("grouped", scale, n_planes)
         if key not in self._cache:
             for old in [k for k in self._cache if k[0] == "grouped"]:
                 del self._cache[old]
-            self._cache[key] = self._grouped(self.weight * scale)
+            self._cache[key] = self._grouped(self.weight * scale, n_planes)
         return self._cache[key]
 
     def _calibrated_adc_range(self, sums: Tensor, weight: Tensor) -> float:
@@ -504,7 +505,8 @@ class TiledLayer(nn.Module):
     def _full(self, x: Tensor, weight: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _grouped(self, weight: Tensor) -> Tensor:
+    def _grouped(self, weight: Tensor, n_planes: int = 1) -> Tensor:
+        """The weight as one group per row chunk, repeated for each input plane."""
         raise NotImplementedError
 
     def _prepare(self, x: Tensor) -> Tensor:
@@ -520,7 +522,8 @@ class TiledLayer(nn.Module):
         """Inverse of :meth:`_memory_view`."""
         raise NotImplementedError
 
-    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
+    def _psums(self, planes: Tensor, grouped: Tensor, n_planes: int) -> Tensor:
+        """All partial sums ``[M, P·n, O]`` in one grouped product."""
         raise NotImplementedError
 
     def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
@@ -544,12 +547,13 @@ class TiledLinear(TiledLayer):
     def _full(self, x: Tensor, weight: Tensor) -> Tensor:
         return F.linear(x, weight, self.bias)
 
-    def _grouped(self, weight: Tensor) -> Tensor:
+    def _grouped(self, weight: Tensor, n_planes: int = 1) -> Tensor:
         n, per = self.plan.count, self.plan.channels_per_chunk
         pad = n * per - weight.shape[1]
         if pad:
             weight = F.pad(weight, (0, pad))
-        return weight.reshape(weight.shape[0], n, per).permute(1, 2, 0).contiguous()  # [n,r,O]
+        grouped = weight.reshape(weight.shape[0], n, per).permute(1, 2, 0)  # [n, r, O]
+        return grouped.repeat(n_planes, 1, 1)  # [P·n, r, O]
 
     def _prepare(self, x: Tensor) -> Tensor:
         return x.contiguous()
@@ -560,10 +564,10 @@ class TiledLinear(TiledLayer):
     def _logical_view(self, rows: Tensor) -> Tensor:
         return rows
 
-    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
-        n, per = self.plan.count, self.plan.channels_per_chunk
-        rows = planes.reshape(planes.shape[0], n, per).transpose(0, 1)  # [n, B, r]
-        return torch.bmm(rows, grouped).transpose(0, 1).contiguous()  # [B, n, O]
+    def _psums(self, planes: Tensor, grouped: Tensor, n_planes: int) -> Tensor:
+        groups, per = n_planes * self.plan.count, self.plan.channels_per_chunk
+        rows = planes.reshape(planes.shape[0], groups, per).transpose(0, 1)  # [P·n, B, r]
+        return torch.bmm(rows, grouped).transpose(0, 1).contiguous()  # [B, P·n, O]
 
     def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
         return out.view(batch, -1)
@@ -606,19 +610,21 @@ class TiledConv2d(TiledLayer):
     def _full(self, x: Tensor, weight: Tensor) -> Tensor:
         return self._conv(x, weight, self.bias, 1)
 
-    def _grouped(self, weight: Tensor) -> Tensor:
+    def _grouped(self, weight: Tensor, n_planes: int = 1) -> Tensor:
         plan = self.plan
         out, channels, kh, kw = weight.shape
         if plan.kernel_splits > 1:
             masks = torch.tensor(plan.masks, dtype=weight.dtype, device=weight.device)
             split = weight.reshape(out, channels, 1, kh * kw) * masks  # [O, C, s, kk]
-            return channels_last(split.permute(1, 2, 0, 3).reshape(-1, 1, kh, kw))
-        n, per = plan.count, plan.channels_per_chunk
-        pad = n * per - channels
-        if pad:
-            weight = F.pad(weight, (0, 0, 0, 0, 0, pad))
-        grouped = weight.reshape(out, n, per, kh, kw).transpose(0, 1).reshape(n * out, per, kh, kw)
-        return channels_last(grouped)
+            grouped = split.permute(1, 2, 0, 3).reshape(-1, 1, kh, kw)  # [C·s·O, 1, kh, kw]
+        else:
+            n, per = plan.count, plan.channels_per_chunk
+            pad = n * per - channels
+            if pad:
+                weight = F.pad(weight, (0, 0, 0, 0, 0, pad))
+            grouped = weight.reshape(out, n, per, kh, kw).transpose(0, 1).reshape(
+                n * out, per, kh, kw)
+        return channels_last(grouped.repeat(n_planes, 1, 1, 1))
 
     def _prepare(self, x: Tensor) -> Tensor:
         plan = self.plan
@@ -632,10 +638,10 @@ class TiledConv2d(TiledLayer):
     def _logical_view(self, rows: Tensor) -> Tensor:
         return rows.permute(0, 3, 1, 2)  # channels_last
 
-    def _psums(self, planes: Tensor, grouped: Tensor) -> Tensor:
-        groups = self.plan.count
-        y = self._conv(planes, grouped, None, groups)  # [B, n·O, H', W'], channels_last
-        return y.permute(0, 2, 3, 1).reshape(-1, groups, self.out_features)  # [B·H'·W', n, O]
+    def _psums(self, planes: Tensor, grouped: Tensor, n_planes: int) -> Tensor:
+        groups = n_planes * self.plan.count
+        y = self._conv(planes, grouped, None, groups)  # [B, P·n·O, H', W'], channels_last
+        return y.permute(0, 2, 3, 1).reshape(-1, groups, self.out_features)  # [B·H'·W', P·n, O]
 
     def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
         h_out, w_out = self._out_hw(x)

@@ -191,9 +191,10 @@ def test_fine_adc_approaches_the_float_product(tile_rows, bit_serial):
     assert (coarse(x) - conv(x)).abs().max() > 10 * err
 
 
-def test_adc_acts_on_each_chunk_and_plane():
+@pytest.mark.parametrize("columns", [5, 40])  # narrow and wide digital accumulation
+def test_adc_acts_on_each_chunk_and_plane(columns):
     """The output is Σ_p c_p Σ_n ADC(partial sum) + bias, with the calibrated step."""
-    conv = _seeded(nn.Conv2d(12, 5, 3, padding=1), 3)
+    conv = _seeded(nn.Conv2d(12, columns, 3, padding=1), 3)
     x = torch.rand(2, 12, 6, 6, generator=_gen(3))
     settings = TileSettings(tile_rows=27, dac_bits=4, adc_bits=3, bit_serial=True)
     tiled = TiledConv2d.from_layer(conv, settings)
@@ -204,15 +205,16 @@ def test_adc_acts_on_each_chunk_and_plane():
     full = float(sums.abs().max())
     assert float(tiled.adc_range) == pytest.approx(full)
     expected = torch.einsum("p,pmno->mo", coeffs, adc_quantize(sums, full, 3)) + conv.bias
-    expected = expected.view(2, 6, 6, 5).permute(0, 3, 1, 2)
+    expected = expected.view(2, 6, 6, columns).permute(0, 3, 1, 2)
     assert torch.allclose(tiled(x), expected, atol=1e-4)
     ideal_adc = torch.einsum("p,pmno->mo", coeffs, sums) + conv.bias
-    assert not torch.allclose(expected, ideal_adc.view(2, 6, 6, 5).permute(0, 3, 1, 2),
+    assert not torch.allclose(expected, ideal_adc.view(2, 6, 6, columns).permute(0, 3, 1, 2),
                               atol=1e-2)
 
 
-def test_signed_inputs_take_two_passes():
-    conv = _seeded(nn.Conv2d(3, 4, 3, padding=1), 4)
+@pytest.mark.parametrize("columns", [4, 40])  # narrow and wide digital accumulation
+def test_signed_inputs_take_two_passes(columns):
+    conv = _seeded(nn.Conv2d(3, columns, 3, padding=1), 4)
     x = torch.randn(2, 3, 8, 8, generator=_gen(4))
     tiled = TiledConv2d.from_layer(conv, TileSettings(dac_bits=8, adc_bits=5))
     tiled.calibrate(x)
