@@ -74,7 +74,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"torch threads: {result['threads']}, best of {result['repeats']} repeats")
+    print(f"torch threads: {result['threads']}, {result['repeats']} plain/crossbar pairs")
     for key, target in TARGETS.items():
         name = key.removesuffix("_ratio")
         ok = "ok" if result[key] <= target else "OVER TARGET"
