@@ -156,6 +156,19 @@ PRETRAINED: dict[str, tuple[str, str]] = {
 }
 
 
+def resolve_device(name: str | torch.device) -> torch.device:
+    """A torch device this machine has (``cpu``, ``cuda``, ``cuda:1``), or a clear error."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device: unknown torch device {str(name)!r}; use cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"device: {str(name)!r} is not supported; use cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device: cuda was asked for but no CUDA GPU is available; use cpu")
+    return device
+
+
 def build_model(name: str) -> nn.Module:
     """A freshly initialised network by architecture name (``lenet5``, ``vgg8``, ``resnet20``)."""
     if name not in MODELS:

@@ -45,7 +45,7 @@ from explorer import __version__
 from explorer.crossbar import CrossbarConfig, trial_seed
 from explorer.data import load_dataset
 from explorer.deploy import hardware_spec
-from explorer.models import MODELS, build_model, load_pretrained
+from explorer.models import MODELS, build_model, load_pretrained, resolve_device
 from explorer.qlayers import (
     METHODS,
     calibrate_model,
@@ -204,6 +204,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+        resolve_device(cfg.device)
         train_set = load_dataset(cfg.data, "train", limit=cfg.limit)
         self.size = len(train_set)
         with torch.random.fork_rng(devices=[]):

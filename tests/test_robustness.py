@@ -72,9 +72,7 @@ TRAIN_BAD = [  # the training command is still growing: needles name the field o
     (["--limit", "0"], "limit"),
     (["--seed", "-1"], "seed' must be at least 0"),
     (["--method", "magic"], "'magic'"),
-    pytest.param(["--device", "tpu"], "device", marks=pytest.mark.xfail(
-        strict=True, reason="2026-11-26: train --device tpu ends in a torch RuntimeError "
-        "traceback (exit 1), not a one-line exit 2; reported to the lead")),
+    (["--device", "tpu"], "device: 'tpu' is not supported"),
 ]
 
 
