@@ -72,7 +72,8 @@ TRAIN_BAD = [  # the training command is still growing: needles name the field o
     (["--limit", "0"], "limit"),
     (["--seed", "-1"], "seed' must be at least 0"),
     (["--method", "magic"], "'magic'"),
-    (["--device", "tpu"], "device: 'tpu' is not supported"),
+    (["--device", "tpu"], "device: unknown torch device 'tpu'"),
+    (["--device", "mps"], "device: 'mps' is not supported"),
 ]
 
 
