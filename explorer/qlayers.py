@@ -245,11 +245,13 @@ def calibrate_model(model: nn.Module, images: Tensor) -> None:
 @torch.no_grad()
 def to_plain(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with ordinary Conv2d/Linear layers holding the effective
-    weights (eval mode: quantized, noise-free), ready for ``state_dict()`` and
-    :func:`explorer.crossbar.to_crossbar`."""
+    weights (eval mode: the codebook values of gq/uq/rq), ready for ``state_dict()`` and
+    :func:`explorer.crossbar.to_crossbar`. hwa layers keep their latent weights: the
+    simulator maps them itself (with the trained-for device, to the same values)."""
     was_training = model.training
     model.eval()
-    effective = {name: layer.effective_weight().detach().clone()
+    effective = {name: (layer.weight if isinstance(layer.weight_quant, DeviceNoiseQuantizer)
+                        else layer.effective_weight()).detach().clone()
                  for name, layer in quant_layers(model)}
     model.train(was_training)
     plain = copy.deepcopy(model)
