@@ -78,18 +78,12 @@ class _Data:
         from explorer.data import load_dataset
 
         self.test = load_dataset("mnist-embedded", "test", limit=limit)
-        self.images = self.test.images.float() / 255
         self.calibration = load_dataset("mnist-embedded", "train", limit=256).images.float() / 255
 
     def accuracy(self, model: Any) -> float:
-        import torch
+        from explorer.training import accuracy
 
-        correct = 0
-        with torch.no_grad():
-            for start in range(0, len(self.images), 500):
-                logits = model(self.images[start:start + 500])
-                correct += int((logits.argmax(1) == self.test.labels[start:start + 500]).sum())
-        return correct / len(self.images)
+        return accuracy(model, self.test)
 
     def trials(self, model: Any, cfg: Any) -> float:
         from explorer.evaluate import evaluate
