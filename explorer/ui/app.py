@@ -47,6 +47,7 @@ CONFIG_URL_PARAMS = [
     "dac_bits",
     "adc_bits",
     "adc_range",
+    "bit_serial",
     "prog_sigma",
     "read_sigma",
     "stuck_at_gmin",

@@ -238,7 +238,9 @@ def test_a_bad_csv_shows_the_message_and_keeps_the_curve(tab):
 def test_two_sessions_url_settings_and_a_closed_tab_cancels_its_job(browser, server):
     from explorer.ui.session import job_runner
 
-    first = Page(browser, server)
+    # bit-serial inputs make the first tab's run long (8 planes × 100 trials), so that it is
+    # still running when its tab closes, however fast the machine
+    first = Page(browser, server + "?bit_serial=true")
     second = Page(browser, server + "?levels=12&nonlinearity=3.0")  # a shared link
     try:
         assert second.page.evaluate(LEVEL_MARKERS) == 12
