@@ -45,6 +45,7 @@ from explorer import __version__
 from explorer.crossbar import CrossbarConfig, trial_seed
 from explorer.data import load_dataset
 from explorer.deploy import hardware_spec
+from explorer.jobs import JobCancelled
 from explorer.models import MODELS, build_model, load_pretrained, resolve_device
 from explorer.qlayers import (
     METHODS,
@@ -61,8 +62,9 @@ CALIBRATION_IMAGES = 256
 """Training images (the first ones, not augmented) that set the initial converter ranges."""
 
 
-class Cancelled(RuntimeError):
-    """Raised when a cancel event stops training or evaluation."""
+class Cancelled(JobCancelled):
+    """Raised when a cancel event stops training (a :class:`~explorer.jobs.JobCancelled`, so
+    the job runner reports the job as cancelled, not failed)."""
 
 
 class TrainConfig(param.Parameterized):
