@@ -263,7 +263,24 @@ def _clean_table(conductances: Any) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # DeviceModel
 # --------------------------------------------------------------------------------------
-class DeviceModel(param.Parameterized):
+class _SelfValidating(param.Parameterized):
+    """A Parameterized whose cross-parameter check (:meth:`_validate`) runs on every watched
+    change; an invalid change is undone (no events fired) and its InputError raised."""
+
+    def _validate(self) -> None:
+        raise NotImplementedError
+
+    def _revert_if_invalid(self, *events: param.parameterized.Event) -> None:
+        try:
+            self._validate()
+        except InputError:
+            with param.parameterized.discard_events(self):
+                for event in events:
+                    setattr(self, event.name, event.old)
+            raise
+
+
+class DeviceModel(_SelfValidating):
     """A ReRAM cell: its conductance-state curve and its L programmable levels (Siemens).
 
     ``source`` says where the curve comes from: ``"model"`` (NeuroSim formula with
@@ -347,15 +364,6 @@ class DeviceModel(param.Parameterized):
         if self.source == "points" and (self.points_pulses is None or self.points_g is None):
             raise InputError("source: 'points' needs curve points; use DeviceModel.from_points "
                              "or dev.set_points(pulses, conductances)")
-
-    def _revert_if_invalid(self, *events: param.parameterized.Event) -> None:
-        try:
-            self._validate()
-        except InputError:
-            with param.parameterized.discard_events(self):
-                for event in events:
-                    setattr(self, event.name, event.old)
-            raise
 
     # ---- derived values ---------------------------------------------------------------
     @property
@@ -537,7 +545,7 @@ def _pchip(p_bytes: bytes, g_bytes: bytes) -> Any:
 # --------------------------------------------------------------------------------------
 # Non-idealities
 # --------------------------------------------------------------------------------------
-class NonIdealities(param.Parameterized):
+class NonIdealities(_SelfValidating):
     """Programming variation, read noise and stuck-at faults, drawn from seeded generators.
 
     :meth:`program` draws, per cell and per call, one standard normal (variation) and
@@ -572,15 +580,6 @@ class NonIdealities(param.Parameterized):
         if total > 1:
             raise InputError(f"stuck_at_gmin + stuck_at_gmax: must be at most 1, got "
                              f"{self.stuck_at_gmin:g} + {self.stuck_at_gmax:g} = {total:g}")
-
-    def _revert_if_invalid(self, *events: param.parameterized.Event) -> None:
-        try:
-            self._validate()
-        except InputError:
-            with param.parameterized.discard_events(self):
-                for event in events:
-                    setattr(self, event.name, event.old)
-            raise
 
     @property
     def is_ideal(self) -> bool:
