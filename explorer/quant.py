@@ -33,12 +33,12 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explorer.device import DeviceModel, NonIdealities
 from explorer.errors import InputError
 from explorer.mapping import lloyd_max, map_weights
+from explorer.relaxation import RelaxedSample
 
 SIGMA_INIT = 1.0 / 3.0
 """Initial logistic-noise scale σ in grid steps (Louizos et al.: a third of the step)."""
@@ -133,6 +133,7 @@ class RelaxedQuantizer(nn.Module):
         self.log_sigma = nn.Parameter(torch.tensor(math.log(SIGMA_INIT)))
         self.temperature = 1.0
         self.generator: torch.Generator | None = None
+        self.fused = True  # compiled elementwise kernels where available (explorer.relaxation)
 
     # -- grids ----------------------------------------------------------------------------
     @classmethod
@@ -201,11 +202,12 @@ class RelaxedQuantizer(nn.Module):
 
     def relaxed(self, x: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
         """A Gumbel-softmax sample of the relaxed quantizer (differentiable in ``x``, the
-        range and σ); see :class:`_RelaxedSample`."""
-        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        logistic = noise.logit_(1e-7)  # logistic noise: the difference of two Gumbels
-        return _RelaxedSample.apply(x, self.step(), 1.0 / self.sigma(), logistic,
-                                    float(temperature), self.origin, self.kmin, self.kmax)
+        range and σ); see :class:`explorer.relaxation.RelaxedSample`."""
+        key = torch.randint(0, 1 << 32, (), generator=generator, dtype=torch.int64,
+                            device=generator.device if generator is not None else x.device)
+        return RelaxedSample.apply(x, key, self.step(), 1.0 / self.sigma(),
+                                   float(temperature), self.origin, self.kmin, self.kmax,
+                                   self.fused)
 
     # grid definition travels with the state dict (load_state_dict restores it)
     def get_extra_state(self) -> dict[str, Any]:
@@ -217,73 +219,6 @@ class RelaxedQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"k in [{self.kmin}, {self.kmax}], origin={self.origin:g}"
-
-
-class _RelaxedSample(torch.autograd.Function):
-    """Two-point relaxed quantization sample, elementwise, with a hand-written backward.
-
-    With ``u = x / step − origin`` and ``f = ⌊u⌋`` (clamped so that f and f + 1 are grid
-    points), the local grid is {f, f + 1} (Louizos et al.'s grid within δ = 3σ of x
-    while σ ≤ ⅓ step). The cells' probabilities under logistic noise of scale σ = 1/s
-    are ``p0 = Sig(b) − Sig(a)`` and ``p1 = Sig(c) − Sig(b)`` with the edges
-    ``a = (f − ½ − u)·s``, ``b = a + s``, ``c = a + 2s``; their log-odds simplify to
-
-        ℓ = log p1 − log p0 = s + softplus(a) − softplus(c)
-
-    (an open end cell replaces softplus(a) by κ = log(1 − e^(−s)), resp. softplus(c) by
-    c + κ). A two-way Gumbel-softmax sample is ``z = Sig((ℓ + L)/T)`` with logistic
-    noise L; the value is ``(f + z + origin) · step``.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, step: Tensor, inv_sigma: Tensor, logistic: Tensor,
-                temperature: float, origin: float, kmin: int, kmax: int) -> Tensor:
-        # Masks are float indicators and corrections use lerp: torch.where and
-        # masked_fill cost ~10 elementwise passes each on the CPU.
-        s = inv_sigma
-        kappa = torch.log(-torch.expm1(-s))
-        u = x / step
-        if origin:
-            u.sub_(origin)
-        f = u.floor().clamp_(kmin, kmax - 1)
-        d = f - u  # in (−1, 0] inside the grid
-        del u
-        low = torch.sub(kmin + 1, f).clamp_(0, 1)  # 1: f's lower cell edge is open
-        high = torch.sub(f, kmax - 2).clamp_(0, 1)  # 1: f + 1's upper edge is open
-        a = torch.mul(d, s).sub_(0.5 * s)
-        c = torch.add(a, 2 * s)
-        sig_a = torch.sigmoid(a).mul_(1 - low)  # dsoftplus(a)/da, 0 when open
-        sig_c = torch.sigmoid(c).lerp_(torch.ones_like(s).expand_as(c), high)
-        soft_a = F.softplus(a).lerp_(kappa.expand_as(a), low)
-        soft_c = F.softplus(c).lerp_(c.add_(kappa), high)
-        z = soft_a.sub_(soft_c).add_(logistic).add_(s).div_(temperature).sigmoid_()
-        ctx.save_for_backward(d, f, z, sig_a, sig_c, low, high, step, s)
-        ctx.constants = (temperature, origin)
-        out = torch.add(f, z)
-        if origin:
-            out.add_(origin)
-        return out.mul_(step)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        d, f, z, sig_a, sig_c, low, high, step, s = ctx.saved_tensors
-        temperature, origin = ctx.constants
-        dz = torch.sub(1, z).mul_(z).mul_(grad).div_(temperature)  # dLoss/dℓ ÷ step
-        grad_x = torch.sub(sig_c, sig_a).mul_(dz).mul_(s)  # dℓ/du = s·(Sig(c) − Sig(a))
-        grad_step = grad_s = None
-        if ctx.needs_input_grad[1]:  # u + origin = x / step = f − d + origin
-            g, gx = grad.reshape(-1), grad_x.reshape(-1)
-            ff, dd, zz = f.reshape(-1), d.reshape(-1), z.reshape(-1)
-            grad_step = (torch.dot(g, ff) + torch.dot(g, zz) - torch.dot(gx, ff)
-                         + torch.dot(gx, dd) + origin * (g.sum() - gx.sum()))
-        if ctx.needs_input_grad[2]:
-            # dℓ/ds = 1 + dSA/ds − dSC/ds with dSA/ds = Sig(a)(d − ½) and dSC/ds =
-            # Sig(c)(d + 1½); an open cell's κ adds dκ/ds = 1/(e^s − 1) (Sig(c) = 1 there)
-            dkappa = 1.0 / torch.expm1(s)
-            slope = torch.sub(d, 0.5).mul_(sig_a).sub_(torch.add(d, 1.5).mul_(sig_c))
-            slope.add_(low.sub(high).mul_(dkappa)).add_(1.0)
-            grad_s = step * torch.dot(dz.reshape(-1), slope.reshape(-1))
-        return grad_x, grad_step, grad_s, None, None, None, None, None
 
 
 class DeviceNoiseQuantizer(nn.Module):
@@ -328,15 +263,19 @@ class DeviceNoiseQuantizer(nn.Module):
 
 
 def set_noise(model: nn.Module, temperature: float | None = None,
-              generator: torch.Generator | None = None, blend: float | None = None) -> None:
+              generator: torch.Generator | None = None, blend: float | None = None,
+              fused: bool | None = None) -> None:
     """Give every relaxed / noisy quantizer in ``model`` a temperature and a generator
-    (and the device quantizers their blend factor in [0, 1])."""
+    (the device quantizers their blend factor in [0, 1]; ``fused``: whether the relaxed
+    quantizers use compiled kernels, see :mod:`explorer.relaxation`)."""
     for module in model.modules():
         if isinstance(module, RelaxedQuantizer):
             if temperature is not None:
                 module.temperature = float(temperature)
             if generator is not None:
                 module.generator = generator
+            if fused is not None:
+                module.fused = bool(fused)
         elif isinstance(module, DeviceNoiseQuantizer):
             if generator is not None:
                 module.generator = generator

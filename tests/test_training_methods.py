@@ -22,7 +22,7 @@ from explorer.errors import InputError
 from explorer.mapping import map_weights
 from explorer.models import build_model, load_pretrained, read_checkpoint
 from explorer.qlayers import calibrate_model, prepare_model, quant_layers
-from explorer.quant import CodebookQuantizer, RelaxedQuantizer, _RelaxedSample, set_noise
+from explorer.quant import CodebookQuantizer, RelaxedQuantizer, set_noise
 from explorer.training import TrainConfig, accuracy, save_checkpoint, train
 
 RQ_HARDWARE = {"device": DeviceModel(levels=8), "dac_bits": 4, "adc_bits": 3, "tile_rows": 64}
@@ -105,34 +105,6 @@ def test_gradients_reach_codebooks_and_learned_ranges():
                 assert part.log_range.grad is not None and part.log_range.grad != 0, name
                 assert part.log_sigma.grad is not None and part.log_sigma.grad != 0, name
             assert layer.weight.grad.abs().sum() > 0, name
-
-
-def test_relaxed_sample_backward_matches_finite_differences():
-    gen = torch.Generator().manual_seed(3)
-    for kmin, kmax, origin in [(0, 15, 0.0), (-7, 7, 0.0), (0, 3, -1.5), (0, 1, -0.5)]:
-        x = (torch.randn(60, generator=gen, dtype=torch.float64) * 5).requires_grad_()
-        step = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
-        inv_sigma = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
-        noise = torch.randn(60, generator=gen, dtype=torch.float64)
-
-        def sample(x, step, inv_sigma, noise=noise, k=(kmin, kmax, origin)):
-            return _RelaxedSample.apply(x, step, inv_sigma, noise, 0.7, k[2], k[0], k[1])
-
-        assert torch.autograd.gradcheck(sample, (x, step, inv_sigma), eps=1e-6, atol=1e-5)
-
-
-def test_relaxed_sample_equals_the_cell_probability_formula():
-    """The closed-form log-odds equal log p1 − log p0 from the logistic CDF (open ends)."""
-    x = torch.linspace(-3, 14, 2000, dtype=torch.float64)
-    step, s = torch.tensor(1.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)
-    value = _RelaxedSample.apply(x, step, s, torch.zeros_like(x), 1.0, 0.0, 0, 10)
-    f = x.floor().clamp(0, 9)
-    sig = torch.sigmoid
-    lower = torch.where(f <= 0, 0.0, sig((f - 0.5 - x) * s))
-    middle = sig((f + 0.5 - x) * s)
-    upper = torch.where(f >= 9, 1.0, sig((f + 1.5 - x) * s))
-    expected = f + sig(torch.log(upper - middle) - torch.log(middle - lower))
-    torch.testing.assert_close(value, expected, rtol=0, atol=1e-9)
 
 
 def test_relaxed_model_is_deterministic_at_inference_and_random_in_training():

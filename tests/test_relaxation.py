@@ -1,0 +1,117 @@
+"""The relaxed-quantization kernels (explorer.relaxation): formulas, gradients, noise,
+and the compiled kernels against the plain ones."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from explorer import relaxation
+from explorer.relaxation import RelaxedSample, counter_uniform
+
+GRIDS = [(0, 15, 0.0), (-7, 7, 0.0), (0, 3, -1.5), (0, 1, -0.5)]  # DAC, ADC, weights, 1-bit
+
+
+def _sample(x, key, step, s, temperature, grid, fused=False):
+    kmin, kmax, origin = grid
+    return RelaxedSample.apply(x, key, step, s, temperature, origin, kmin, kmax, fused)
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_backward_matches_finite_differences(grid):
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(60, generator=gen, dtype=torch.float64) * 5).requires_grad_()
+    step = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    inv_sigma = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    key = torch.tensor(99)
+
+    def sample(x, step, inv_sigma):
+        return _sample(x, key, step, inv_sigma, 0.7, grid)
+
+    assert torch.autograd.gradcheck(sample, (x, step, inv_sigma), eps=1e-6, atol=1e-5)
+
+
+def test_sample_equals_the_cell_probability_formula():
+    """z = Sig((log p1 − log p0 + L)/T) with the cells' probabilities from the logistic
+    CDF (open end cells) and L = logit of the counter-based uniform numbers."""
+    x = torch.linspace(-3, 14, 2000, dtype=torch.float64)
+    step, s = torch.tensor(1.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)
+    key = torch.tensor(12345)
+    value = _sample(x, key, step, s, 0.7, (0, 10, 0.0))
+    p = counter_uniform(key, len(x), dtype=torch.float64)
+    noise = torch.log(p / (1 - p))
+    f = x.floor().clamp(0, 9)
+    sig = torch.sigmoid
+    lower = torch.where(f <= 0, 0.0, sig((f - 0.5 - x) * s))
+    middle = sig((f + 0.5 - x) * s)
+    upper = torch.where(f >= 9, 1.0, sig((f + 1.5 - x) * s))
+    log_odds = torch.log(upper - middle) - torch.log(middle - lower)
+    torch.testing.assert_close(value, f + sig((log_odds + noise) / 0.7), rtol=0, atol=1e-9)
+
+
+def test_far_outside_the_grid_the_sample_saturates_without_nan():
+    x = torch.tensor([-1e6, -50.0, 50.0, 1e6], requires_grad=True)
+    step, s = torch.tensor(1.0, requires_grad=True), torch.tensor(40.0, requires_grad=True)
+    value = _sample(x, torch.tensor(5), step, s, 0.1, (-7, 7, 0.0))
+    value.sum().backward()
+    torch.testing.assert_close(value.detach(), torch.tensor([-7.0, -7.0, 7.0, 7.0]))
+    assert all(torch.isfinite(t.grad).all() for t in (x, step, s))
+
+
+def test_counter_uniform_is_uniform_independent_and_reproducible():
+    u = counter_uniform(torch.tensor(7), 200_000)
+    assert 0 < float(u.min()) and float(u.max()) < 1
+    counts = torch.histc(u, bins=20, min=0, max=1)
+    expected = len(u) / 20
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 43.8  # χ² with 19 degrees of freedom, p = 0.001
+    lagged = torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1]
+    other = torch.corrcoef(torch.stack([u, counter_uniform(torch.tensor(8), len(u))]))[0, 1]
+    assert abs(float(lagged)) < 0.01 and abs(float(other)) < 0.01
+    assert torch.equal(u[:1000], counter_uniform(torch.tensor(7), 1000))
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_compiled_kernels_agree_with_the_plain_ones(grid):
+    if not relaxation.fused_active():
+        pytest.skip("torch.compile is not available here (EXPLORER_COMPILE=0 or it failed)")
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.randn(50_000, generator=gen) * 4).requires_grad_()
+    weights = torch.randn(50_000, generator=gen)
+    step, s = torch.tensor(0.45, requires_grad=True), torch.tensor(3.0, requires_grad=True)
+    results = []
+    for fused in (False, True):
+        for t in (x, step, s):
+            t.grad = None
+        value = _sample(x, torch.tensor(4242), step, s, 0.3, grid, fused)
+        (value * weights).sum().backward()
+        results.append((value.detach(), x.grad, step.grad, s.grad))
+    assert relaxation.fused_active(), "the compiled kernels failed and fell back"
+    for plain, fused in zip(*results):
+        torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_a_failing_compiler_falls_back_to_the_plain_kernels(monkeypatch, caplog):
+    def broken(function, **_):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(relaxation, "_compiled", {})
+    monkeypatch.setattr(relaxation, "_failed", set())
+    monkeypatch.setattr(torch, "compile", broken)
+    x = torch.linspace(-5, 5, 101)
+    args = (torch.tensor(3), torch.tensor(0.5), torch.tensor(3.0), 0.5, (-7, 7, 0.0))
+    with caplog.at_level(logging.WARNING, logger="explorer.relaxation"):
+        value = _sample(x, *args, fused=True)
+    assert "torch.compile failed" in caplog.text and not relaxation.fused_active()
+    torch.testing.assert_close(value, _sample(x, *args, fused=False), rtol=0, atol=0)
+
+
+def test_compiling_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("EXPLORER_COMPILE", "0")
+    assert not relaxation.compile_enabled() and not relaxation.fused_active()
+    monkeypatch.setenv("EXPLORER_COMPILE", "auto")
+    assert relaxation.compile_enabled()
