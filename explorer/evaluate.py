@@ -27,6 +27,10 @@ from explorer.errors import InputError
 from explorer.jobs import JobCancelled
 
 ProgressCallback = Callable[[float, str], None]
+AnalogBuilder = Callable[[nn.Module, CrossbarConfig, Tensor | None], CrossbarModel]
+"""``(model, cfg, calibration) -> CrossbarModel``: how :func:`evaluate` builds the crossbar
+(default :func:`~explorer.crossbar.to_crossbar`; a checkpoint's learned settings:
+:class:`explorer.deploy.CheckpointBuilder`)."""
 DEFAULT_BATCH_SIZE = 500
 CALIBRATION_IMAGES = 256
 """Images used to calibrate the DAC/ADC ranges when no calibration batch is given."""
@@ -147,7 +151,8 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
              batch_size: int = DEFAULT_BATCH_SIZE, limit: int | None = None,
              calibration: Tensor | None = None, progress: ProgressCallback | None = None,
              cancel: threading.Event | None = None,
-             device: str | torch.device | None = None) -> EvaluationResult:
+             device: str | torch.device | None = None,
+             analog_builder: AnalogBuilder | None = None) -> EvaluationResult:
     """Top-1 accuracy of ``model`` written into the crossbar ``cfg``, over Monte-Carlo trials.
 
     ``dataset``: an :class:`~explorer.data.ImageDataset` or ``(images, labels)``
@@ -160,6 +165,9 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     raises :class:`Cancelled` before the next batch. ``device``: where to compute
     (default: the model's). Trial ``t`` uses programming seed
     ``trial_seed(cfg.seed, t)``: same seed, same accuracies.
+    ``analog_builder(model, cfg, calibration)`` builds the crossbar once (default
+    :func:`~explorer.crossbar.to_crossbar`; a trained checkpoint's codebooks and learned
+    ranges: :class:`explorer.deploy.CheckpointBuilder`); the trials reprogram it.
     """
     start = time.perf_counter()
     if not isinstance(cfg, CrossbarConfig):
@@ -175,7 +183,8 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     if cancel is not None and cancel.is_set():
         raise Cancelled("evaluation cancelled before mapping")
     setup_start = time.perf_counter()
-    analog: CrossbarModel = to_crossbar(model, cfg, calibration=calibration.to(where))
+    build = to_crossbar if analog_builder is None else analog_builder
+    analog: CrossbarModel = build(model, cfg, calibration.to(where))
     setup_seconds = time.perf_counter() - setup_start
 
     analog_batch = analog_batch_size(analog, batch_size)

@@ -244,9 +244,24 @@ def load_pretrained(name: str = "lenet5-mnist", device: str | torch.device = "cp
     ``assets/``) or the path of a checkpoint written by ``explorer train`` (or a bare
     state dict plus an architecture prefix ``ARCH:PATH``, e.g. ``lenet5:my.pt``).
     """
+    ckpt, path = read_named_checkpoint(name)
+    return network_from_checkpoint(ckpt, path).to(device).eval()
+
+
+def read_named_checkpoint(name: str) -> tuple[dict, Path]:
+    """The checkpoint (dict, see :func:`read_checkpoint`) behind a name as
+    :func:`load_pretrained` takes it, and its path; the architecture a pretrained name or
+    an ``ARCH:`` prefix gives is filled in where the file does not say it."""
     arch, path = _resolve_checkpoint(name)
     ckpt = read_checkpoint(path)
-    arch = ckpt.get("architecture", arch)
+    if arch is not None:
+        ckpt.setdefault("architecture", arch)
+    return ckpt, path
+
+
+def network_from_checkpoint(ckpt: dict, path: str | Path) -> nn.Module:
+    """The network of a checkpoint read from ``path`` (its ``state_dict``), eval mode, CPU."""
+    arch = ckpt.get("architecture")
     if arch is None:
         raise InputError(
             f"model: checkpoint {str(path)!r} does not say its architecture; "
@@ -254,7 +269,7 @@ def load_pretrained(name: str = "lenet5-mnist", device: str | torch.device = "cp
         )
     model = build_model(arch)
     load_state_checked(model, ckpt["state_dict"], source=f"checkpoint {Path(path).name!r}")
-    return model.to(device).eval()
+    return model.eval()
 
 
 def _resolve_checkpoint(name: str) -> tuple[str | None, Path]:

@@ -405,40 +405,54 @@ class SweepData:
     data_name: str
     calibration_source: str
     batch_size: int = DEFAULT_BATCH_SIZE
+    analog_builder: Any = None
+    """How a grid point's crossbar is built (None: ``to_crossbar``; a checkpoint's learned
+    settings: :class:`explorer.deploy.CheckpointBuilder`)."""
     _digest: str = field(default="", repr=False)
 
     def digest(self) -> str:
-        """sha256 of the weights, images, labels and calibration images (hex)."""
+        """sha256 of the weights, images, labels and calibration images (hex), and of the
+        checkpoint's learned settings when they are used."""
         if not self._digest:
             tensors = [t.detach().cpu().contiguous() for t in self.model.state_dict().values()]
             tensors += [self.images.cpu().contiguous(), self.labels.cpu().contiguous(),
                         self.calibration.cpu().contiguous()]
-            self._digest = _digest(t.numpy().tobytes() for t in tensors)
+            chunks = [t.numpy().tobytes() for t in tensors]
+            if self.analog_builder is not None:
+                chunks.append(self.analog_builder.fingerprint().encode())
+            self._digest = _digest(chunks)
         return self._digest
 
 
 def load_sweep_data(model: str = "lenet5-mnist", data: str | None = None,
                     limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                    download: bool = True) -> SweepData:
+                    download: bool = True, learned_settings: bool = False) -> SweepData:
     """Load a trained network (pretrained name or checkpoint) and its test images.
 
     ``data`` defaults to the network's dataset; calibration as ``explorer evaluate``
-    (:func:`explorer.evaluate.calibration_images`). Bad names, checkpoints or limits raise
-    :class:`InputError`.
+    (:func:`explorer.evaluate.calibration_images`). ``learned_settings``: a checkpoint's
+    codebooks and learned DAC/ADC ranges are applied on every grid point, as ``explorer
+    evaluate`` does (:class:`explorer.deploy.CheckpointBuilder`). Bad names, checkpoints
+    or limits raise :class:`InputError`.
     """
     from explorer.data import load_dataset
+    from explorer.deploy import checkpoint_settings
     from explorer.evaluate import calibration_images
-    from explorer.models import MODELS, load_pretrained
+    from explorer.models import MODELS, network_from_checkpoint, read_named_checkpoint
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
-    network = load_pretrained(model)
+    ckpt, path = read_named_checkpoint(model)
+    network = network_from_checkpoint(ckpt, path)
+    builder = checkpoint_settings(ckpt) if learned_settings else None
+    if builder is not None:
+        builder.check(network)  # before any grid point runs
     if data is None:
         data = next(spec.dataset for spec in MODELS.values() if type(network) is spec.build)
     dataset = load_dataset(data, "test", limit=limit, download=download)
     calibration, source = calibration_images(data, dataset)
     return SweepData(network, dataset.images, dataset.labels, calibration, model, data, source,
-                     batch_size)
+                     batch_size, builder)
 
 
 # --------------------------------------------------------------------------------------
@@ -458,7 +472,8 @@ def evaluate_cell(spec_values: dict[str, Any], data: SweepData,
     cfg = cell_config(spec_values["base"], values, spec_values["device_overrides"])
     cfg.seed = spec_values["seed"]
     result = evaluate(data.model, (data.images, data.labels), cfg, trials=spec_values["trials"],
-                      batch_size=data.batch_size, calibration=data.calibration, cancel=cancel)
+                      batch_size=data.batch_size, calibration=data.calibration, cancel=cancel,
+                      analog_builder=data.analog_builder)
     total = result.counters["total"]
     record = config_record(cfg)
     worker = f"{socket.gethostname()}:{os.getpid()}"

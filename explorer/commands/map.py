@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from explorer.cli import print_json
+from explorer.commands._options import device_from_args as shared_device_from_args
 from explorer.errors import InputError
 
 NAME = "map"
@@ -47,23 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def device_from_args(args: argparse.Namespace) -> Any:
-    """The DeviceModel the device options describe."""
-    from explorer.device import DeviceModel
+    """The DeviceModel the device options describe (default: the :data:`DEFAULT_PRESET`).
 
-    if args.device_csv is not None:
-        given = [flag for flag, value in (("--preset", args.preset), ("--levels", args.levels),
-                                          ("--nonlinearity", args.nonlinearity),
-                                          ("--g-min", args.g_min), ("--g-max", args.g_max))
-                 if value is not None]
-        if given:
-            raise InputError(f"--device-csv: the measured table defines the levels and the "
-                             f"curve; do not combine it with {', '.join(given)}")
-        return DeviceModel.from_csv(args.device_csv)
-    overrides = {name: value for name, value in (("nonlinearity", args.nonlinearity),
-                                                 ("g_min", args.g_min), ("g_max", args.g_max))
-                 if value is not None}
-    return DeviceModel.from_preset(args.preset or DEFAULT_PRESET, levels=args.levels,
-                                   **overrides)
+    The shared helper of ``evaluate``/``train``/``sweep`` with this command's default:
+    the mapping error is reported on a real device's curve unless one is chosen, where
+    ``evaluate`` starts from a linear 16-level device (both defaults are in the help texts).
+    """
+    return shared_device_from_args(args, default_preset=DEFAULT_PRESET)
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.cli import print_json
-from explorer.commands.evaluate import add_crossbar_arguments, config_from_args
+from explorer.commands._options import add_crossbar_arguments, seed_from_args
 from explorer.errors import InputError
 
 NAME = "sweep"
@@ -22,8 +22,11 @@ examples:
 grid file (YAML or JSON): a mapping of parameter names to value lists, e.g.
   levels: [4, 8, 16]
   adc_bits: [4, 6, 8, ideal]
-Options not swept (--preset, --adc-bits, ...) fix the other parameters. Rerunning with the
-same --out skips the grid points already done."""
+Options not swept (--preset, --adc-bits, ...) fix the other parameters. A checkpoint written
+by `explorer train` (--model PATH) brings the crossbar it was trained for as the defaults of
+those options, and its codebooks and learned DAC/ADC ranges, as in `explorer evaluate`
+(--ignore-checkpoint: its weights only). Rerunning with the same --out skips the grid points
+already done."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--trials", type=int, default=1,
                       help="Monte-Carlo trials per grid point, one row each (default 1)")
     parser.add_argument("--model", default="lenet5-mnist",
-                        help="pretrained name (lenet5-mnist) or checkpoint path")
+                        help="pretrained name (lenet5-mnist) or checkpoint path (a checkpoint "
+                             "of `explorer train` brings its crossbar settings)")
+    parser.add_argument("--ignore-checkpoint", action="store_true",
+                        help="use only the checkpoint's weights: default crossbar settings, "
+                             "no codebooks or learned ranges")
     parser.add_argument("--data", default=None,
                         help="dataset (default: the model's, e.g. mnist-embedded)")
     parser.add_argument("--limit", type=int, default=None, help="first N test images")
@@ -95,20 +102,23 @@ def _check_options(args: argparse.Namespace, grid: dict[str, list[Any]]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from explorer.commands.evaluate import checkpoint_config, describe_checkpoint
+    from explorer.models import read_named_checkpoint
     from explorer.sweep import SweepSpec, connect, load_sweep_data, run_sweep
 
     grid = grid_from_args(args)
     _check_options(args, grid)
-    base = config_from_args(args)
+    base, builder, checkpoint = checkpoint_config(args, read_named_checkpoint(args.model)[0])
     overrides = {k: getattr(args, k) for k in ("levels", "nonlinearity")
                  if getattr(args, k) is not None}
-    spec = SweepSpec(base=base, grid=grid, trials=args.trials, seed=args.seed,
+    spec = SweepSpec(base=base, grid=grid, trials=args.trials, seed=seed_from_args(args),
                      device_overrides=overrides)
     client = cluster = None
     if args.scheduler is not None:  # an unreachable scheduler fails in seconds, first
         client, cluster = connect(args.scheduler, timeout=args.timeout)
     try:
-        data = load_sweep_data(args.model, args.data, args.limit, batch_size=args.batch_size)
+        data = load_sweep_data(args.model, args.data, args.limit, batch_size=args.batch_size,
+                               learned_settings=builder is not None)
         cells = spec.cells(data.digest())  # every grid point validated before any work
         if client is None and not args.in_process:
             client, cluster = connect(None, args.workers)
@@ -141,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         "files": {"csv": str(Path(args.out) / "results.csv"),
                   "parquet": str(Path(args.out) / "results.parquet"), **plots},
         "plot_note": note,
+        "checkpoint": checkpoint,
     }
     if args.json:
         print_json(summary)
@@ -149,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
               f"images: {outcome.computed} evaluated, {outcome.skipped} already done, "
               f"{len(outcome.failed)} failed; {outcome.seconds:.1f} s")
         print(f"table: {summary['files']['csv']} and results.parquet ({len(outcome.table)} rows)")
+        if checkpoint is not None:
+            varied = [n for n in ("mapping", "dac_bits", "adc_bits") if n in grid]
+            print(describe_checkpoint(checkpoint)
+                  + (f" (counted on the base settings; {', '.join(varied)} swept)"
+                     if varied and checkpoint["used"] else ""))
         for kind, path in plots.items():
             print(f"plot ({kind}): {path}")
         if note:

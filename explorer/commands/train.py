@@ -17,7 +17,11 @@ import sys
 from tqdm import tqdm
 
 from explorer.cli import print_json
-from explorer.commands.evaluate import add_crossbar_arguments, config_from_args
+from explorer.commands._options import (
+    add_crossbar_arguments,
+    config_from_args,
+    seed_from_args,
+)
 
 NAME = "train"
 HELP = ("Train a network (float, gq, uq, rq or hwa) on a dataset's train split for a "
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(model=args.model, data=args.data, method=args.method, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, augment=not args.no_augment,
-                      seed=args.seed, limit=args.limit, device=args.device,
+                      seed=seed_from_args(args), limit=args.limit, device=args.device,
                       hardware=config_from_args(args), quant_lr_scale=args.quant_lr_scale,
                       temperature_start=args.temperature[0],
                       temperature_end=args.temperature[1], hwa_ramp=args.hwa_ramp)
