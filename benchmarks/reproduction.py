@@ -380,8 +380,10 @@ CIFAR_COMMANDS = [
     "--out resnet20_hwa.pt",
     "explorer evaluate --model resnet20_cifar10.pt --data cifar10 --adc-bits 4 --tile-rows 9 "
     "--mapping exact",
-    "explorer evaluate --model resnet20_hwa.pt --data cifar10 --levels 16 --nonlinearity 3 "
-    "--prog-sigma 0.1 --dac-bits ideal --trials 5",
+    "explorer evaluate --model resnet20_rq.pt --data cifar10",
+    "explorer evaluate --model resnet20_rq.pt --data cifar10 --adc-bits ideal",
+    "explorer evaluate --model resnet20_gq8.pt --data cifar10",
+    "explorer evaluate --model resnet20_hwa.pt --data cifar10 --trials 5",
 ]
 CIFAR_SMOKE = {"--epochs": "1", "--limit": "64"}
 
@@ -455,9 +457,15 @@ def cifar_section(cifar: dict[str, Any] | None) -> list[str]:
              "(≈ 2 GB); with `--tile-rows 64` seven channels share a chunk and larger "
              "batches fit:", "", "```sh",
              *CIFAR_COMMANDS, "```", "",
-             "The rq and gq checkpoints carry their codebooks and learned ADC ranges; "
-             "`explorer evaluate --model` reads only the weights, so evaluate them from "
-             "Python with the learned settings:", "", "```python",
+             "A checkpoint records the crossbar it was trained for, and the rq and gq ones "
+             "their codebooks and learned ADC ranges: `explorer evaluate --model` (and "
+             "`explorer sweep --model`) uses all of them – codebooks as the `generalized` "
+             "mapping, learned ranges in place of the calibrated ones –, so the evaluate "
+             "commands above need no crossbar options; options typed change only "
+             "themselves (`--adc-bits ideal`: the ideal-ADC reference of seed 001's drop), "
+             "`--ignore-checkpoint` evaluates the weights alone. From Python (not run by the "
+             "docs test: it needs the CIFAR-10 checkpoint trained above):", "",
+             "<!-- no-test -->", "```python",
              "from explorer.deploy import to_crossbar_from_checkpoint",
              "analog = to_crossbar_from_checkpoint(\"resnet20_rq.pt\", calibration=images)",
              "```", ""]
