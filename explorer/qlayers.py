@@ -108,8 +108,9 @@ class QuantLayer(nn.Module):
         engine.signed_input = self.signed_input
         sums, coeffs = engine.partial_sums(x, weight)  # [planes, M, chunks, out]
         sums = self.adc_quant(sums)
-        chunks = sums.sum(2) if sums.shape[2] > 1 else sums[:, :, 0]
-        out = chunks[0] if sums.shape[0] == 1 else torch.tensordot(coeffs, chunks, dims=1)
+        # squeeze, not indexing: a view's backward is a view, an index's a zero-filled copy
+        chunks = sums.sum(2) if sums.shape[2] > 1 else sums.squeeze(2)
+        out = chunks.squeeze(0) if sums.shape[0] == 1 else torch.tensordot(coeffs, chunks, dims=1)
         if self.bias is not None:
             out = out + self.bias
         if not self.is_conv:
