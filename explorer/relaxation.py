@@ -12,9 +12,10 @@ Unfused, each of the ~25 elementwise steps is a pass over memory and the noise a
 serial Mersenne-Twister draw; on a CPU that made a relaxed-quantization training epoch
 5–6× a float one. Both functions are compiled once per process with ``torch.compile``
 (one C++/OpenMP or Triton loop each, any size: tensors are flattened, sizes dynamic);
-the plain functions — same formulas, results equal to float rounding — serve when
-compiling is not possible (no C++ compiler, an unsupported platform) or is switched
-off with the environment variable ``EXPLORER_COMPILE=0``. The first compilation takes
+the plain functions — same formulas; the noise drawn by torch's generator instead,
+seeded by the same key — serve when compiling is not possible (no C++ compiler, an
+unsupported platform) or is switched off with the environment variable
+``EXPLORER_COMPILE=0``. The first compilation takes
 a few seconds (torch caches it on disk for later processes).
 """
 
@@ -61,45 +62,56 @@ def counter_uniform(key: Tensor, n: int, device: torch.device | str | None = Non
     return ((h >> 8).to(dtype) + 0.5) * (1.0 / (1 << 24))
 
 
-def relaxed_forward(x: Tensor, key: Tensor, step: Tensor, s: Tensor,
-                    settings: Tensor) -> tuple[Tensor, ...]:
-    """The relaxed sample ``(f + z + origin) · step`` and what the backward needs.
+def _cells(x: Tensor, step: Tensor, s: Tensor, origin: Tensor, kmin: Tensor,
+           kmax: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Where ``x`` lies on the grid: ``f``, the grid point below ``u = x/step − origin``
+    (clamped so that f and f + 1 are grid points), ``d = f − u`` (in (−1, 0] inside the
+    grid), the cell edge ``a = (d − ½)·s`` in logistic units (clipped to ±EDGE_LIMIT)
+    and ``E = e^a``."""
+    u = torch.div(x, step).sub_(origin)
+    f = torch.floor(u).clamp_(min=kmin, max=kmax - 1)
+    d = u.neg_().add_(f)
+    a = torch.sub(d, 0.5).mul_(s).clamp_(-EDGE_LIMIT, EDGE_LIMIT)
+    return f, d, a, torch.exp(a)
 
-    ``settings`` = (1/T, origin, kmin, kmax). With ``u = x/step − origin``: ``f`` is the
-    grid point below u (clamped so that f and f + 1 are grid points), ``d = f − u``
-    (in (−1, 0] inside the grid); the cell edges in logistic units are
-    ``a = (d − ½)·s`` and ``c = a + 2s``. The log-odds of f + 1 against f are
+
+def relaxed_forward(x: Tensor, noise: Tensor, step: Tensor, s: Tensor,
+                    settings: Tensor) -> tuple[Tensor, Tensor]:
+    """The relaxed sample ``(f + z + origin) · step`` and ``z`` (for the backward).
+
+    ``noise``: uniform numbers p in (0, 1) shaped like ``x``, or a 0-d int64 key that
+    gives them by :func:`counter_uniform` (computed inside a fused kernel's loop);
+    ``settings`` = (1/T, origin, kmin, kmax); ``f``, ``d``, ``a`` as in :func:`_cells`,
+    and ``c = a + 2s``. The log-odds of f + 1 against f are
     ``ℓ = s + softplus(a) − softplus(c)``; where f's cell is open to −∞ (f = kmin)
     softplus(a) becomes κ = log(1 − e^(−s)), where f + 1's is open to +∞
     (f + 1 = kmax) softplus(c) becomes c + κ. The sample is ``z = Sig((ℓ + L)/T)``
-    with logistic noise ``L = log(p/(1 − p))``, p = :func:`counter_uniform` (key).
+    with logistic noise ``L = log(p/(1 − p))``.
 
     Three transcendental functions per element: with ``E = e^a``, softplus(a) =
     log(1 + E) and softplus(c) = c + log(1 + e^(−2s)/E), so
     ``ℓ + L = −a − s + log(A·p / (C·(1 − p)))`` with ``A = 1 + E`` (open: 1 − e^(−s))
-    and ``C = 1 + e^(−2s)/E`` (open: 1 − e^(−s)). Returns ``(out, f, d, z, E)``.
+    and ``C = 1 + e^(−2s)/E`` (open: 1 − e^(−s)). In-place steps on fresh
+    intermediates: cheap unfused, and ``torch.compile`` fuses them all the same.
     """
     inv_temperature, origin, kmin, kmax = settings.unbind()
-    u = torch.div(x, step).sub_(origin)
-    f = torch.floor(u).clamp_(min=kmin, max=kmax - 1)
-    d = torch.sub(f, u)
-    a = torch.sub(d, 0.5).mul_(s).clamp_(-EDGE_LIMIT, EDGE_LIMIT)
-    e = torch.exp(a)
+    f, _, a, e = _cells(x, step, s, origin, kmin, kmax)
     open_cell = -torch.expm1(-s)  # 1 − e^(−s)
     lower = torch.add(e, 1).lerp_(open_cell.expand_as(e), torch.le(f, kmin).to(x.dtype))
-    upper = torch.div(torch.exp(-2 * s), e).add_(1)
-    upper = upper.lerp_(open_cell.expand_as(e), torch.ge(f, kmax - 1).to(x.dtype))
-    p = counter_uniform(key, x.numel(), x.device, x.dtype)
+    upper = e.reciprocal_().mul_(torch.exp(-2 * s)).add_(1)
+    upper = upper.lerp_(open_cell.expand_as(upper), torch.ge(f, kmax - 1).to(x.dtype))
+    p = counter_uniform(noise, x.numel(), x.device, x.dtype) if noise.dim() == 0 else \
+        noise.to(x.dtype, copy=True)
     odds = lower.mul_(p).div_(upper.mul_(p.neg_().add_(1)))
     z = odds.log_().sub_(a).sub_(s).mul_(inv_temperature).sigmoid_()
     out = torch.add(f, z).add_(origin).mul_(step)
-    return out, f, d, z, e
+    return out, z
 
 
-def relaxed_backward(grad: Tensor, f: Tensor, d: Tensor, z: Tensor, e: Tensor,
-                     step: Tensor, s: Tensor, settings: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def relaxed_backward(grad: Tensor, x: Tensor, z: Tensor, step: Tensor, s: Tensor,
+                     settings: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of the loss with respect to ``x``, ``step`` and ``s`` from the output's
-    gradient ``grad`` and the forward's ``f, d, z, E``.
+    gradient ``grad``, the input ``x`` and the forward's ``z``.
 
     ``dz/dℓ = z(1 − z)/T``; ``dℓ/du = s·(Sig(c) − Sig(a))`` with Sig(a) = E/(1 + E)
     (0 at an open lower end) and Sig(c) = 1/(1 + e^(−2s)/E) (1 at an open upper end);
@@ -107,11 +119,12 @@ def relaxed_backward(grad: Tensor, f: Tensor, d: Tensor, z: Tensor, e: Tensor,
     is ``(f + z + origin)·step`` with ``x/step = f − d + origin``.
     """
     inv_temperature, origin, kmin, kmax = settings.unbind()
+    f, d, _, e = _cells(x, step, s, origin, kmin, kmax)
     low = torch.le(f, kmin).to(f.dtype)
     high = torch.ge(f, kmax - 1).to(f.dtype)
     dz = torch.sub(1, z).mul_(z).mul_(grad).mul_(inv_temperature)  # dLoss/dℓ ÷ step
     sig_a = torch.add(e, 1).reciprocal_().mul_(e).mul_(1 - low)
-    sig_c = torch.div(torch.exp(-2 * s), e).add_(1).reciprocal_()
+    sig_c = e.reciprocal_().mul_(torch.exp(-2 * s)).add_(1).reciprocal_()
     sig_c = sig_c.lerp_(torch.ones_like(sig_c), high)
     grad_x = torch.sub(sig_c, sig_a).mul_(dz).mul_(s)
     value = torch.add(f, z).add_(origin)  # out / step
@@ -147,7 +160,10 @@ def _compiled_kernel(name: str, function: Callable[..., Any]) -> Callable[..., A
         return _compiled[name]
 
 
-def _run(name: str, function: Callable[..., Any], fused: bool, *args: Tensor) -> Any:
+def _run(name: str, function: Callable[..., Any], fused: bool, *args: Tensor,
+         plain: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None) -> Any:
+    """``function(*args)``, compiled when ``fused`` and possible; ``plain`` adapts the
+    arguments for the uncompiled function."""
     # flat, detached, not views: the compiled kernel's guards then hold for every call
     args = tuple(a.reshape(-1).detach() if a.dim() else a.detach() for a in args)
     try:
@@ -160,7 +176,7 @@ def _run(name: str, function: Callable[..., Any], fused: bool, *args: Tensor) ->
         log.warning("relaxed quantization: torch.compile failed (%s: %s); using the "
                     "unfused kernels (slower, same results)", type(exc).__name__,
                     str(exc).splitlines()[0] if str(exc) else "")
-    return function(*args)
+    return function(*(plain(args) if plain is not None else args))
 
 
 def fused_active() -> bool:
@@ -173,7 +189,8 @@ class RelaxedSample(torch.autograd.Function):
 
     ``apply(x, key, step, s, temperature, origin, kmin, kmax, fused)``: ``x`` any
     shape; ``key`` a 0-d int64 tensor in [0, 2^32) that selects the noise
-    (:func:`counter_uniform`); ``step`` (grid spacing) and ``s`` (1/σ, σ the logistic
+    (:func:`counter_uniform` in the fused kernels, a draw of torch's generator seeded
+    with it otherwise); ``step`` (grid spacing) and ``s`` (1/σ, σ the logistic
     noise scale in steps) 0-d tensors; the grid is ``(k + origin)·step`` for integers k
     in [kmin, kmax]; ``fused``: use the compiled kernels when available. The grid point
     below ``u = x/step − origin`` and the one above it get the cell probabilities of
@@ -189,9 +206,9 @@ class RelaxedSample(torch.autograd.Function):
         # then serve every temperature and grid without recompiling
         settings = torch.tensor([1.0 / temperature, origin, kmin, kmax], dtype=x.dtype,
                                 device=x.device)
-        out, *saved = _run("forward", relaxed_forward, fused, x, key.to(x.device), step, s,
-                           settings)
-        ctx.save_for_backward(*saved, step, s, settings)
+        out, z = _run("forward", relaxed_forward, fused, x, key.to(x.device), step, s,
+                      settings, plain=_drawn_noise)
+        ctx.save_for_backward(x, z, step, s, settings)
         ctx.fused = fused
         ctx.shape = x.shape
         return out.view(x.shape)
@@ -202,6 +219,15 @@ class RelaxedSample(torch.autograd.Function):
                                          *ctx.saved_tensors)
         return (grad_x.view(ctx.shape), None, grad_step if ctx.needs_input_grad[2] else None,
                 grad_s if ctx.needs_input_grad[3] else None, None, None, None, None, None)
+
+
+def _drawn_noise(args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Forward arguments for the uncompiled kernel: the key seeds one draw of torch's
+    own generator (fast unfused; the counter-based hash costs ~20 passes there). Same
+    distribution as the fused kernels' noise, other numbers."""
+    x, key, *rest = args
+    generator = torch.Generator(device=x.device).manual_seed(int(key))
+    return (x, torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype), *rest)
 
 
 __all__ = ["RelaxedSample", "compile_enabled", "counter_uniform", "fused_active",

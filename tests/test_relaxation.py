@@ -35,20 +35,29 @@ def test_backward_matches_finite_differences(grid):
 
 def test_sample_equals_the_cell_probability_formula():
     """z = Sig((log p1 − log p0 + L)/T) with the cells' probabilities from the logistic
-    CDF (open end cells) and L = logit of the counter-based uniform numbers."""
+    CDF (open end cells) and L = logit of the uniform noise."""
     x = torch.linspace(-3, 14, 2000, dtype=torch.float64)
     step, s = torch.tensor(1.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)
-    key = torch.tensor(12345)
-    value = _sample(x, key, step, s, 0.7, (0, 10, 0.0))
-    p = counter_uniform(key, len(x), dtype=torch.float64)
-    noise = torch.log(p / (1 - p))
+    p = torch.rand(len(x), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    settings = torch.tensor([1 / 0.7, 0.0, 0, 10], dtype=torch.float64)
+    value, _ = relaxation.relaxed_forward(x, p, step, s, settings)
     f = x.floor().clamp(0, 9)
     sig = torch.sigmoid
     lower = torch.where(f <= 0, 0.0, sig((f - 0.5 - x) * s))
     middle = sig((f + 0.5 - x) * s)
     upper = torch.where(f >= 9, 1.0, sig((f + 1.5 - x) * s))
     log_odds = torch.log(upper - middle) - torch.log(middle - lower)
+    noise = torch.log(p / (1 - p))
     torch.testing.assert_close(value, f + sig((log_odds + noise) / 0.7), rtol=0, atol=1e-9)
+
+
+def test_the_key_fixes_the_sample_and_another_key_changes_it():
+    x = torch.linspace(-8, 8, 1001)
+    args = (torch.tensor(0.5), torch.tensor(3.0), 1.0, (-7, 7, 0.0))
+    for fused in (False, True):
+        first = _sample(x, torch.tensor(11), *args, fused=fused)
+        assert torch.equal(first, _sample(x, torch.tensor(11), *args, fused=fused))
+        assert not torch.equal(first, _sample(x, torch.tensor(12), *args, fused=fused))
 
 
 def test_far_outside_the_grid_the_sample_saturates_without_nan():
@@ -75,22 +84,28 @@ def test_counter_uniform_is_uniform_independent_and_reproducible():
 
 @pytest.mark.parametrize("grid", GRIDS)
 def test_compiled_kernels_agree_with_the_plain_ones(grid):
+    """Same inputs, same outputs: the compiled forward (noise from the key, inside the
+    kernel) against the plain one given the key's counter-based numbers, and the
+    compiled backward against the plain one."""
     if not relaxation.fused_active():
         pytest.skip("torch.compile is not available here (EXPLORER_COMPILE=0 or it failed)")
+    kmin, kmax, origin = grid
     gen = torch.Generator().manual_seed(1)
-    x = (torch.randn(50_000, generator=gen) * 4).requires_grad_()
-    weights = torch.randn(50_000, generator=gen)
-    step, s = torch.tensor(0.45, requires_grad=True), torch.tensor(3.0, requires_grad=True)
-    results = []
-    for fused in (False, True):
-        for t in (x, step, s):
-            t.grad = None
-        value = _sample(x, torch.tensor(4242), step, s, 0.3, grid, fused)
-        (value * weights).sum().backward()
-        results.append((value.detach(), x.grad, step.grad, s.grad))
+    x = torch.randn(50_000, generator=gen) * 4
+    grad = torch.randn(50_000, generator=gen)
+    step, s = torch.tensor(0.45), torch.tensor(3.0)
+    settings = torch.tensor([1 / 0.3, origin, kmin, kmax])
+    key = torch.tensor(4242)
+    fused = relaxation._run("forward", relaxation.relaxed_forward, True, x, key, step, s,
+                            settings)
+    plain = relaxation.relaxed_forward(x, counter_uniform(key, len(x)), step, s, settings)
+    z = plain[1]
+    fused_grads = relaxation._run("backward", relaxation.relaxed_backward, True, grad, x, z,
+                                  step, s, settings)
+    plain_grads = relaxation.relaxed_backward(grad, x, z, step, s, settings)
     assert relaxation.fused_active(), "the compiled kernels failed and fell back"
-    for plain, fused in zip(*results):
-        torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
+    for got, expected in zip((*fused, *fused_grads), (*plain, *plain_grads)):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_a_failing_compiler_falls_back_to_the_plain_kernels(monkeypatch, caplog):
@@ -108,6 +123,7 @@ def test_a_failing_compiler_falls_back_to_the_plain_kernels(monkeypatch, caplog)
         value = _sample(x, *args, fused=True)
     assert "torch.compile failed" in caplog.text and not relaxation.fused_active()
     torch.testing.assert_close(value, _sample(x, *args, fused=False), rtol=0, atol=0)
+    assert torch.isfinite(value).all() and value.min() >= -3.5 and value.max() <= 3.5
 
 
 def test_compiling_can_be_switched_off(monkeypatch):
