@@ -69,6 +69,7 @@ class QuantLayer(nn.Module):
         self.tiles = tiles or TileSettings()
         self.signed_input = False
         self.calibrating = False
+        self.bypass = False  # True: the plain layer (float warm-up before quantizing)
         ideal = TileSettings(tile_rows=self.tiles.tile_rows, tile_cols=self.tiles.tile_cols)
         engine_type = TiledConv2d if isinstance(layer, nn.Conv2d) else TiledLinear
         # kept out of the module tree: the spec layer and the engine hold geometry only
@@ -99,6 +100,8 @@ class QuantLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.calibrating:
             return self.calibrate(x)
+        if self.bypass:
+            return self._full(x, self.weight)
         weight = self.effective_weight()
         if self.input_quant is not None:
             x = self.input_quant(x)
@@ -222,6 +225,29 @@ def prepare_model(model: nn.Module, method: str, hw: CrossbarConfig) -> nn.Modul
                                  input_quant, adc_quant, tiles)
             setattr(parent, child_name, wrapped)
     return model
+
+
+def set_bypass(model: nn.Module, bypass: bool) -> None:
+    """Switch every :class:`QuantLayer` of ``model`` to its plain float computation
+    (``bypass=True``, the warm-up before quantizing) or back to its quantizers."""
+    for _, layer in quant_layers(model):
+        layer.bypass = bool(bypass)
+
+
+@torch.no_grad()
+def initialise_quantizers(model: nn.Module, images: Tensor) -> None:
+    """Start every quantizer afresh from the network as it is now: weight codebooks /
+    ranges from the current weights (Lloyd-Max, least-squares scale), converter ranges
+    from ``images`` (:func:`calibrate_model`). Used when quantization switches on after
+    a float warm-up, which changes the weights the first initialisation saw."""
+    for _, layer in quant_layers(model):
+        quant = layer.weight_quant
+        if isinstance(quant, CodebookQuantizer):
+            quant.initialise(layer.weight)
+        elif isinstance(quant, RelaxedQuantizer):
+            levels = quant.kmax - quant.kmin + 1
+            quant.set_range(least_squares_uniform_scale(layer.weight, levels))
+    calibrate_model(model, images)
 
 
 @torch.no_grad()

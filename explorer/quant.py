@@ -78,18 +78,27 @@ class CodebookQuantizer(nn.Module):
             raise InputError(f"levels: must be an integer in 2 … 1024, got {levels!r}")
         self.levels = levels
         self.uniform = uniform
-        w = weight.detach().float()
+        device = weight.device
         if uniform:
-            scale = least_squares_uniform_scale(w, levels)
-            self.log_scale = nn.Parameter(torch.tensor(math.log(scale), device=w.device))
-            self.register_buffer("grid", torch.linspace(-1.0, 1.0, levels, device=w.device))
+            self.log_scale = nn.Parameter(torch.zeros((), device=device))
+            self.register_buffer("grid", torch.linspace(-1.0, 1.0, levels, device=device))
         else:
-            # entries in units of the initial max |value|, so that the optimizer's step
-            # (≈ learning rate, whatever the gradient's size) is relative to the weights
-            codebook = lloyd_max(w, levels)
-            unit = max(float(codebook.abs().max()), 1e-12)
-            self.register_buffer("unit", torch.tensor(unit, device=w.device))
-            self.codebook = nn.Parameter(codebook / unit)
+            self.register_buffer("unit", torch.ones((), device=device))
+            self.codebook = nn.Parameter(torch.zeros(levels, device=device))
+        self.initialise(weight)
+
+    @torch.no_grad()
+    def initialise(self, weight: Tensor) -> None:
+        """Start from ``weight``: the least-squares scale (uniform) or its Lloyd-Max
+        codebook, the entries in units of its max |value| (so that the optimizer's step,
+        ≈ the learning rate whatever the gradient's size, is relative to the weights)."""
+        w = weight.detach().float()
+        if self.uniform:
+            self.log_scale.fill_(math.log(least_squares_uniform_scale(w, self.levels)))
+        else:
+            codebook = lloyd_max(w, self.levels)
+            self.unit.fill_(max(float(codebook.abs().max()), 1e-12))
+            self.codebook.copy_(codebook / self.unit)
 
     def values(self) -> Tensor:
         """The L weight values, ascending (differentiable)."""

@@ -45,14 +45,17 @@ from explorer import __version__
 from explorer.crossbar import CrossbarConfig, trial_seed
 from explorer.data import load_dataset
 from explorer.deploy import hardware_spec
+from explorer.errors import InputError
 from explorer.jobs import JobCancelled
 from explorer.models import MODELS, build_model, load_pretrained, resolve_device
 from explorer.qlayers import (
     METHODS,
     calibrate_model,
     codebooks,
+    initialise_quantizers,
     prepare_model,
     quant_layers,
+    set_bypass,
     to_plain,
 )
 from explorer.quant import annealed_temperature, set_noise
@@ -98,6 +101,13 @@ class TrainConfig(param.Parameterized):
         label="Temperature (end)", doc="rq: temperature at the last step (exponential decay).")
     epochs = param.Integer(default=40, bounds=(1, 10_000), doc="Passes over the training set.",
                            label="Epochs")
+    warmup_epochs = param.Integer(
+        default=None, allow_None=True, bounds=(0, 10_000), label="Float warm-up epochs",
+        doc="Epochs trained in float before the quantizers switch on (they then start from "
+            "the warmed-up weights and freshly calibrated ranges). None: a quarter of the "
+            "epochs when a quantized method trains an architecture from scratch (its "
+            "converters would otherwise clip the tiny early activations and logits), 0 "
+            "when fine-tuning a trained network.")
     batch_size = param.Integer(default=128, bounds=(1, 65_536), doc="Images per step.",
                                label="Batch size")
     lr = param.Number(default=3e-3, bounds=(0.0, 10.0), inclusive_bounds=(False, True),
@@ -123,6 +133,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     test_accuracy: float | None = None
     seconds: float = 0.0
+    warmup_epochs: int = 0
 
     def metadata(self, cfg: TrainConfig) -> dict[str, Any]:
         """Plain-data description stored in the checkpoint next to the weights."""
@@ -133,6 +144,7 @@ class TrainResult:
             "epochs": cfg.epochs,
             "seed": cfg.seed,
             "limit": cfg.limit,
+            "warmup_epochs": self.warmup_epochs,
             "test_accuracy": self.test_accuracy,
             "explorer_version": __version__,
         }
@@ -186,6 +198,19 @@ def _initial_model(cfg: TrainConfig) -> tuple[nn.Module, str]:
     return model, arch
 
 
+def _warmup_epochs(cfg: TrainConfig) -> int:
+    """Float warm-up epochs: the configured number, else a quarter of the epochs for a
+    quantized method on a fresh architecture, 0 otherwise (float, fine-tuning)."""
+    if cfg.method == "float":
+        return 0
+    if cfg.warmup_epochs is None:
+        return cfg.epochs // 4 if cfg.model in MODELS else 0
+    if cfg.warmup_epochs >= cfg.epochs:
+        raise InputError(f"warmup_epochs: must be below epochs ({cfg.epochs}) so that "
+                         f"{cfg.method} trains quantized at all, got {cfg.warmup_epochs}")
+    return cfg.warmup_epochs
+
+
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam; weight decay on the network's weights; quantizer parameters (codebooks,
     log-ranges, log-σ) without decay and at ``quant_lr_scale`` × the learning rate."""
@@ -212,11 +237,13 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # parameter initialisation only; global state restored
             model, self.architecture = _initial_model(cfg)
+        self.warmup_epochs = _warmup_epochs(cfg)
         self.model = prepare_model(model, cfg.method, cfg.hardware).to(cfg.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling, augmentation
         self.images = train_set.images.float().div_(255)
         self.labels = train_set.labels
-        calibrate_model(self.model, self.images[:CALIBRATION_IMAGES].to(cfg.device))
+        calibrate_model(self.model, self.calibration_images())
+        set_bypass(self.model, self.warmup_epochs > 0)
         noise = torch.Generator(device=cfg.device).manual_seed(trial_seed(cfg.seed, 0, 2))
         set_noise(self.model, temperature=cfg.temperature_start, generator=noise)
         self.steps_per_epoch = math.ceil(self.size / cfg.batch_size)
@@ -226,19 +253,32 @@ class Trainer:
             self.optimizer, max_lr=[group["lr"] for group in self.optimizer.param_groups],
             total_steps=self.total_steps)
 
+    def calibration_images(self) -> torch.Tensor:
+        """The first training images (not augmented) that set the converter ranges."""
+        return self.images[:CALIBRATION_IMAGES].to(self.cfg.device)
+
+    @property
+    def quantizing(self) -> bool:
+        """False during the float warm-up."""
+        return not any(layer.bypass for _, layer in quant_layers(self.model))
+
     def run_epoch(self, epoch: int, progress: ProgressCallback | None = None,
                   cancel: threading.Event | None = None) -> dict[str, float]:
         """One pass over the training images (``epoch`` counts from 0); returns the
         epoch's mean loss and training accuracy."""
         cfg, model = self.cfg, self.model
+        if epoch >= self.warmup_epochs and not self.quantizing:
+            initialise_quantizers(model, self.calibration_images())
+            set_bypass(model, False)
         model.train()
         order = torch.randperm(self.size, generator=self.generator)
         loss_sum, correct = 0.0, 0
+        first = self.warmup_epochs * self.steps_per_epoch  # first quantized step
         for step in range(self.steps_per_epoch):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("training cancelled")
             done = epoch * self.steps_per_epoch + step
-            fraction = done / max(self.total_steps - 1, 1)
+            fraction = max(done - first, 0) / max(self.total_steps - first - 1, 1)
             if cfg.method == "rq":
                 set_noise(model, temperature=annealed_temperature(
                     fraction, cfg.temperature_start, cfg.temperature_end))
@@ -261,8 +301,9 @@ class Trainer:
             correct += int((logits.argmax(1) == labels).sum())
             if progress is not None:
                 seen = min((step + 1) * cfg.batch_size, self.size)
+                phase = "" if self.quantizing else " (float warm-up)"
                 progress((done + 1) / self.total_steps,
-                         f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.3f} "
+                         f"epoch {epoch + 1}/{cfg.epochs}{phase} loss {loss_value:.3f} "
                          f"train acc {100 * correct / seen:.1f} %")
         return {"epoch": epoch + 1, "loss": loss_sum / self.size,
                 "train_accuracy": correct / self.size}
@@ -278,7 +319,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None,
     """
     start = time.perf_counter()
     trainer = Trainer(cfg)
-    result = TrainResult(model=trainer.model, architecture=trainer.architecture)
+    result = TrainResult(model=trainer.model, architecture=trainer.architecture,
+                         warmup_epochs=trainer.warmup_epochs)
     for epoch in range(cfg.epochs):
         result.history.append(trainer.run_epoch(epoch, progress, cancel))
     result.test_accuracy = accuracy(trainer.model, load_dataset(cfg.data, "test"),

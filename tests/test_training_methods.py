@@ -19,11 +19,11 @@ from explorer.deploy import (
 )
 from explorer.device import DeviceModel
 from explorer.errors import InputError
-from explorer.mapping import map_weights
+from explorer.mapping import lloyd_max, map_weights
 from explorer.models import build_model, load_pretrained, read_checkpoint
 from explorer.qlayers import calibrate_model, prepare_model, quant_layers
 from explorer.quant import CodebookQuantizer, RelaxedQuantizer, set_noise
-from explorer.training import TrainConfig, accuracy, save_checkpoint, train
+from explorer.training import TrainConfig, Trainer, accuracy, save_checkpoint, train
 
 RQ_HARDWARE = {"device": DeviceModel(levels=8), "dac_bits": 4, "adc_bits": 3, "tile_rows": 64}
 HARDWARE = {
@@ -38,7 +38,7 @@ HARDWARE = {
 def _cfg(method: str, **overrides) -> TrainConfig:
     """gq, uq, hwa from scratch; rq fine-tunes the bundled LeNet5 (through a 4-bit DAC and
     3-bit ADC relaxed quantization does not get going from random weights in 32 steps)."""
-    settings = {"method": method, "hardware": CrossbarConfig(**HARDWARE[method]), "epochs": 4,
+    settings = {"method": method, "hardware": CrossbarConfig(**HARDWARE.get(method, {})), "epochs": 4,
                 "limit": 512, "batch_size": 64, "seed": 5, "augment": False}
     if method == "rq":
         settings.update(model="lenet5-mnist", lr=1e-3, epochs=2, limit=384)
@@ -277,3 +277,30 @@ def test_cli_trains_rq_and_records_the_hardware(cli, capsys, tmp_path):
     code, _, stderr = cli(capsys, "train", "--method", "rq", "--adc-bits", "17", "--out",
                           str(tmp_path / "x.pt"))
     assert code == 2 and "adc_bits" in stderr and not (tmp_path / "x.pt").exists()
+
+
+def test_float_warm_up_then_quantizers_start_from_the_warmed_up_weights():
+    settings = {"epochs": 2, "warmup_epochs": 1, "limit": 256, "batch_size": 64}
+    quantized = Trainer(_cfg("gq", **settings))
+    plain = Trainer(_cfg("float", **settings))
+    initial = quantized.model.conv1.weight_quant.values().detach().clone()
+    assert not quantized.quantizing
+    quantized.run_epoch(0)
+    plain.run_epoch(0)
+    weight = quantized.model.conv1.weight.detach()
+    torch.testing.assert_close(weight, plain.model.conv1.weight.detach())  # float epoch
+    torch.testing.assert_close(quantized.model.conv1.weight_quant.values().detach(), initial)
+    quantized.run_epoch(1)
+    assert quantized.quantizing
+    # the codebook restarted from the warmed-up weights (Lloyd-Max), then trained one epoch
+    restarted = lloyd_max(weight, 4)
+    now = quantized.model.conv1.weight_quant.values().detach()
+    assert (now - restarted).abs().max() < (initial - restarted).abs().max()
+
+
+def test_warm_up_length_defaults_and_bounds():
+    assert Trainer(_cfg("gq", epochs=8, limit=64)).warmup_epochs == 2  # from scratch
+    assert Trainer(_cfg("rq", epochs=8, limit=64)).warmup_epochs == 0  # fine-tuning
+    assert Trainer(_cfg("float", epochs=8, limit=64)).warmup_epochs == 0
+    with pytest.raises(InputError, match="warmup_epochs"):
+        Trainer(_cfg("gq", epochs=2, warmup_epochs=2, limit=64))

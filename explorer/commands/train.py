@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="float; gq: generalized-quantization QAT; uq: uniform QAT; rq: "
                              "relaxed quantization (weights, DAC, ADC); hwa: hardware-aware")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--warmup-epochs", type=int, default=None,
+                        help="float epochs before the quantizers switch on (default: a "
+                             "quarter of --epochs when training an architecture from "
+                             "scratch, 0 when fine-tuning)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--quant-lr-scale", type=float, default=10.0,
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from explorer.training import TrainConfig, save_checkpoint, train
 
     cfg = TrainConfig(model=args.model, data=args.data, method=args.method, epochs=args.epochs,
+                      warmup_epochs=args.warmup_epochs,
                       batch_size=args.batch_size, lr=args.lr, augment=not args.no_augment,
                       seed=seed_from_args(args), limit=args.limit, device=args.device,
                       hardware=config_from_args(args), quant_lr_scale=args.quant_lr_scale,
