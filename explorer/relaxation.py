@@ -174,8 +174,8 @@ def _run(name: str, function: Callable[..., Any], fused: bool, *args: Tensor,
         with _lock:
             _failed.add(name)
         log.warning("relaxed quantization: torch.compile failed (%s: %s); using the "
-                    "unfused kernels (slower, same results)", type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "")
+                    "unfused kernels (slower; same formulas, noise from torch's generator)",
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
     return function(*(plain(args) if plain is not None else args))
 
 
