@@ -265,12 +265,15 @@ class CrossbarModel(nn.Module):
 
 
 def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | None = None,
-                trial: int = 0) -> CrossbarModel:
+                trial: int = 0, codebooks: dict[str, Tensor] | None = None) -> CrossbarModel:
     """The crossbar counterpart of ``model`` (which is left unchanged), in eval mode.
 
     ``calibration``: float images [N, C, H, W] (a few hundred) for the DAC/ADC ranges;
     needed unless both converters are ideal (``dac_bits`` and ``adc_bits`` None).
     ``trial``: the Monte-Carlo trial programmed first (see :meth:`CrossbarModel.reprogram`).
+    ``codebooks``: per layer name, the weight values a ``generalized`` mapping writes
+    instead of its own Lloyd-Max codebook (e.g. learned by ``gq``; used only when
+    ``cfg.mapping`` is ``generalized``).
     """
     if not isinstance(cfg, CrossbarConfig):
         raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
@@ -282,6 +285,7 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     if needs_ranges and calibration is None:
         raise InputError("calibration: images are needed to set the DAC/ADC ranges "
                          "(dac_bits/adc_bits are not None); pass calibration=images")
+    books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
     layers: dict[str, AnalogLayer] = {}
     for parent_name, parent in list(network.named_modules()):
@@ -289,8 +293,11 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
             if not isinstance(child, (nn.Conv2d, nn.Linear)):
                 continue
             name = f"{parent_name}.{child_name}" if parent_name else child_name
+            codebook = books.get(name)
             mapped = map_weights(child.weight.detach(), cfg.device, method=cfg.mapping,
-                                 scheme=cfg.scheme, scale=cfg.scale)
+                                 scheme=cfg.scheme, scale=cfg.scale,
+                                 codebook=None if codebook is None else
+                                 codebook.to(child.weight.device))
             kind = AnalogConv2d if isinstance(child, nn.Conv2d) else AnalogLinear
             layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)
             layer._attach(mapped, nonideal, cfg.device)

@@ -34,10 +34,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from explorer.crossbar import CrossbarConfig, CrossbarModel, calibrate, to_crossbar
+from explorer.crossbar import CrossbarConfig, CrossbarModel, to_crossbar
 from explorer.device import DeviceModel
 from explorer.errors import CheckpointMismatchError, InputError
-from explorer.mapping import map_weights
 from explorer.models import analog_layers, build_model, load_state_checked, read_checkpoint
 from explorer.qlayers import CODEBOOK_METHODS, prepare_model
 
@@ -268,19 +267,13 @@ class CheckpointBuilder:
 
     def __call__(self, model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | None,
                  trial: int = 0) -> CrossbarModel:
-        """``to_crossbar(model, cfg, calibration, trial)`` with the learned settings applied
-        (the codebooks' layers re-mapped and the converters recalibrated first)."""
+        """``to_crossbar(model, cfg, calibration, trial)`` with the learned settings applied:
+        the codebooks written by the ``generalized`` mapping, the learned ranges replacing
+        the calibrated ones."""
         self.check(model)
-        analog = to_crossbar(model, cfg, calibration=calibration, trial=trial)
+        analog = to_crossbar(model, cfg, calibration=calibration, trial=trial,
+                             codebooks=self.codebooks)
         layers = dict(analog.analog_layers())
-        if cfg.mapping == "generalized" and self.codebooks:
-            for name, codebook in self.codebooks.items():
-                layer = layers[name]
-                layer.mapping = map_weights(layer.mapping.w, cfg.device, method="generalized",
-                                            scheme=cfg.scheme, scale=cfg.scale,
-                                            codebook=codebook.to(layer.mapping.w.device))
-            if calibration is not None:
-                calibrate(analog, calibration)
         if self.learned_ranges:
             for name, entry in self.ranges.items():
                 layer = layers[name]
@@ -288,7 +281,7 @@ class CheckpointBuilder:
                     layer.dac_range.fill_(entry["dac_range"])
                 if "adc_range" in entry and cfg.adc_bits is not None:
                     layer.adc_range.fill_(entry["adc_range"])
-        analog.reprogram(trial)  # installs the (re)mapped cells and drops cached tiles
+        analog.reprogram(trial)  # drops tiles cached with the calibrated ranges
         return analog
 
 

@@ -234,3 +234,21 @@ def test_inconsistent_combinations_raise_input_errors():
         to_crossbar(_network("lenet5"), CrossbarConfig(dac_bits=8))
     with pytest.raises(InputError, match="trial"):
         to_crossbar(_network("lenet5"), CrossbarConfig(dac_bits=None)).reprogram(-1)
+
+
+def test_given_codebooks_are_what_the_generalized_mapping_writes():
+    model = build_model("lenet5").eval()
+    book = torch.tensor([-0.2, -0.05, 0.0, 0.05, 0.2])
+    cfg = CrossbarConfig(device=DeviceModel(levels=5), mapping="generalized", dac_bits=None,
+                         adc_bits=None)
+    analog = to_crossbar(model, cfg, codebooks={"fc1": book})
+    layers = dict(analog.analog_layers())
+    written = torch.unique(layers["fc1"].mapping.w_hat)
+    assert all(bool(torch.isclose(book, v, atol=1e-6).any()) for v in written)
+    own = torch.unique(layers["fc2"].mapping.w_hat)  # no codebook given: Lloyd-Max's own
+    assert not all(bool(torch.isclose(book, v, atol=1e-6).any()) for v in own)
+    other = CrossbarConfig(device=DeviceModel(levels=5), mapping="min_error", dac_bits=None,
+                           adc_bits=None)
+    plain = to_crossbar(model, other, codebooks={"fc1": book})
+    assert not all(bool(torch.isclose(book, v, atol=1e-6).any())
+                   for v in torch.unique(dict(plain.analog_layers())["fc1"].mapping.w_hat))
