@@ -148,10 +148,20 @@ def compile_enabled() -> bool:
                                                                              "no", "off")
 
 
+class _NoCudaNotice(logging.Filter):
+    """Drops torch's "No CUDA runtime is found" notice, printed when a CUDA build of torch
+    compiles a CPU kernel: on a machine without a GPU it says nothing useful."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No CUDA runtime is found" not in record.getMessage()
+
+
 def _compiled_kernel(name: str, function: Callable[..., Any]) -> Callable[..., Any] | None:
     with _lock:
         if name in _failed or not compile_enabled() or not hasattr(torch, "compile"):
             return None
+        if not _compiled and not torch.cuda.is_available():
+            logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaNotice())
         if name not in _compiled:
             # dynamic_threads: always a parallel loop (OpenMP splits it by size), not a
             # serial one because the first tensor compiled for happened to be small
