@@ -56,6 +56,8 @@ DATASETS: dict[str, str] = {
 
 EMBEDDED_FILE = "mnist_embedded.npz"
 DOWNLOAD_PROBE_TIMEOUT_S = 10.0
+DOWNLOAD_STALL_TIMEOUT_S = 60.0
+"""A download that receives nothing for this long (seconds) fails instead of hanging."""
 """Seconds to wait for a TCP connection to a download host before giving up (fail fast
 when offline; the download itself, once connected, has no time limit)."""
 
@@ -465,9 +467,16 @@ def _download(tv_class_name: str, root: Path, split: str) -> str | None:
         reason = _unreachable(_download_urls(tv_class), DOWNLOAD_PROBE_TIMEOUT_S)
         if reason is not None:
             return f"no connection: {reason}"
+    # torchvision opens its URLs without a timeout: a connection that stalls after the
+    # probe above would hang forever. The default applies to sockets opened meanwhile
+    # (Tornado sets its own to non-blocking, so a served dashboard is not affected).
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_STALL_TIMEOUT_S)
     try:
         tv_class(str(root), train=(split == "train"), download=True)
     except Exception as exc:  # any failure inside torchvision becomes one clear message
         first_line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
         return f"{type(exc).__name__}: {first_line}"
+    finally:
+        socket.setdefaulttimeout(previous)
     return None

@@ -461,3 +461,28 @@ def test_unreachable_host_fails_fast_without_torchvision_download(
     with pytest.raises(DatasetMissingError, match=f"no connection: 127.0.0.1:{port}"):
         load_dataset("cifar10", root=tmp_path)
     assert not (tmp_path / "cifar-10-python.tar.gz").exists()
+
+
+def test_a_stalled_download_times_out_with_a_message(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    """A server that accepts the connection and then sends nothing: the download gives up
+    after DOWNLOAD_STALL_TIMEOUT_S instead of hanging."""
+    import torchvision.datasets
+
+    import explorer.data
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # the kernel accepts connections; nobody ever answers them
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setattr(explorer.data, "DOWNLOAD_STALL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
+    try:
+        with pytest.raises(DatasetMissingError, match="could not be downloaded") as info:
+            load_dataset("mnist", "test", root=tmp_path)
+    finally:
+        listener.close()
+    assert "timed out" in str(info.value).lower()
+    assert socket.getdefaulttimeout() is None  # restored
