@@ -17,7 +17,8 @@ def assets_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """Cache folder for downloaded datasets: ``$EXPLORER_DATA`` or ``~/.cache/crossbar-explorer``."""
+    """Cache folder for downloaded datasets: ``$EXPLORER_DATA`` or
+    ``~/.cache/crossbar-explorer``."""
     override = os.environ.get("EXPLORER_DATA")
     if override:
         return Path(override).expanduser()

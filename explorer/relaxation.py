@@ -180,7 +180,7 @@ def _run(name: str, function: Callable[..., Any], fused: bool, *args: Tensor,
         kernel = _compiled_kernel(name, function) if fused else None
         if kernel is not None:
             return kernel(*args)
-    except Exception as exc:  # noqa: BLE001 - any compiler failure: use the plain kernel
+    except Exception as exc:  # any compiler failure: use the plain kernel
         with _lock:
             _failed.add(name)
         log.warning("relaxed quantization: torch.compile failed (%s: %s); using the "

@@ -71,7 +71,7 @@ def test_far_outside_the_grid_the_sample_saturates_without_nan():
 
 def test_counter_uniform_is_uniform_independent_and_reproducible():
     u = counter_uniform(torch.tensor(7), 200_000)
-    assert 0 < float(u.min()) and float(u.max()) < 1
+    assert float(u.min()) > 0 and float(u.max()) < 1
     counts = torch.histc(u, bins=20, min=0, max=1)
     expected = len(u) / 20
     chi2 = float(((counts - expected) ** 2 / expected).sum())
@@ -104,7 +104,7 @@ def test_compiled_kernels_agree_with_the_plain_ones(grid):
                                   step, s, settings)
     plain_grads = relaxation.relaxed_backward(grad, x, z, step, s, settings)
     assert relaxation.fused_active(), "the compiled kernels failed and fell back"
-    for got, expected in zip((*fused, *fused_grads), (*plain, *plain_grads)):
+    for got, expected in zip((*fused, *fused_grads), (*plain, *plain_grads), strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
