@@ -38,8 +38,8 @@ HARDWARE = {
 def _cfg(method: str, **overrides) -> TrainConfig:
     """gq, uq, hwa from scratch; rq fine-tunes the bundled LeNet5 (through a 4-bit DAC and
     3-bit ADC relaxed quantization does not get going from random weights in 32 steps)."""
-    settings = {"method": method, "hardware": CrossbarConfig(**HARDWARE.get(method, {})), "epochs": 4,
-                "limit": 512, "batch_size": 64, "seed": 5, "augment": False}
+    settings = {"method": method, "hardware": CrossbarConfig(**HARDWARE.get(method, {})),
+                "epochs": 4, "limit": 512, "batch_size": 64, "seed": 5, "augment": False}
     if method == "rq":
         settings.update(model="lenet5-mnist", lr=1e-3, epochs=2, limit=384)
     settings.update(overrides)
