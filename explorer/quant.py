@@ -12,8 +12,9 @@ gradients the training can use:
   least-squares scale).
 * :class:`RelaxedQuantizer` – relaxed quantization (Louizos et al., ICLR 2019; ``rq``)
   on a uniform grid: the value is smoothed with logistic noise of scale σ, which gives a
-  probability to each nearby grid point (the two around it); a Gumbel-softmax sample
-  at temperature ``temperature`` picks a soft mixture of them.
+  probability to each grid point; a relaxed sample at temperature ``temperature``
+  (:data:`RELAXATIONS`: a tempered soft rounding of the noisy value, or the paper's
+  Gumbel-softmax over the two points around the value) picks a soft mixture of them.
   Range and σ are learned. In eval mode it rounds deterministically to the nearest
   grid point (saturating), as the DAC and ADC of :mod:`explorer.tiles` do.
 * :class:`DeviceNoiseQuantizer` – hardware-aware training (``hwa``): the forward pass
@@ -38,7 +39,15 @@ from torch import Tensor, nn
 from explorer.device import DeviceModel, NonIdealities
 from explorer.errors import InputError
 from explorer.mapping import lloyd_max, map_weights
-from explorer.relaxation import RelaxedSample
+from explorer.relaxation import RelaxedSample, SoftRoundSample
+
+RELAXATIONS = ("soft_round", "gumbel")
+"""How :class:`RelaxedQuantizer` relaxes the rounding in training: ``soft_round`` – logistic
+noise on the value, then a tempered sigmoid rounding that is continuous between grid
+points (:class:`explorer.relaxation.SoftRoundSample`: unbiased pathwise gradient);
+``gumbel`` – Louizos et al.'s two-point local grid with a Gumbel-softmax
+(:class:`explorer.relaxation.RelaxedSample`: its sample jumps at grid points, so its
+gradient averages 0.4–0.6 of the slope)."""
 
 SIGMA_INIT = 1.0 / 3.0
 """Initial logistic-noise scale σ in grid steps (Louizos et al.: a third of the step)."""
@@ -127,9 +136,12 @@ class RelaxedQuantizer(nn.Module):
 
     Training (``self.training``): Louizos et al.'s relaxation. With ``u = x / step −
     origin`` in grid units, grid point ``k`` gets probability ``Sig((k + ½ − u)/σ) −
-    Sig((k − ½ − u)/σ)`` (the end cells open to ±∞), over the two points around ``u``;
-    a Gumbel-softmax sample ``z`` at ``temperature`` gives ``(Σ z_k k + origin) · step``.
-    σ (in steps) and the range are learned (log-parametrised). Eval: nearest grid
+    Sig((k − ½ − u)/σ)`` (the end cells open to ±∞). ``relaxation = "soft_round"``
+    (default) samples it as a tempered, continuous rounding of ``u`` plus logistic noise
+    (:class:`explorer.relaxation.SoftRoundSample`); ``"gumbel"`` as a Gumbel-softmax
+    ``z`` over the two points around ``u``, ``(Σ z_k k + origin) · step``
+    (:class:`explorer.relaxation.RelaxedSample`). σ (in steps) and the range are learned
+    (log-parametrised). Eval: nearest grid
     point, saturating at the ends (round half to even, as ``torch.round``).
     """
 
@@ -143,6 +155,7 @@ class RelaxedQuantizer(nn.Module):
         self.temperature = 1.0
         self.generator: torch.Generator | None = None
         self.fused = True  # compiled elementwise kernels where available (explorer.relaxation)
+        self.relaxation = "soft_round"  # or "gumbel": see RELAXATIONS
 
     # -- grids ----------------------------------------------------------------------------
     @classmethod
@@ -214,9 +227,9 @@ class RelaxedQuantizer(nn.Module):
         range and σ); see :class:`explorer.relaxation.RelaxedSample`."""
         key = torch.randint(0, 1 << 32, (), generator=generator, dtype=torch.int64,
                             device=generator.device if generator is not None else x.device)
-        return RelaxedSample.apply(x, key, self.step(), 1.0 / self.sigma(),
-                                   float(temperature), self.origin, self.kmin, self.kmax,
-                                   self.fused)
+        sample = SoftRoundSample if self.relaxation == "soft_round" else RelaxedSample
+        return sample.apply(x, key, self.step(), 1.0 / self.sigma(), float(temperature),
+                            self.origin, self.kmin, self.kmax, self.fused)
 
     # grid definition travels with the state dict (load_state_dict restores it)
     def get_extra_state(self) -> dict[str, Any]:
@@ -273,10 +286,11 @@ class DeviceNoiseQuantizer(nn.Module):
 
 def set_noise(model: nn.Module, temperature: float | None = None,
               generator: torch.Generator | None = None, blend: float | None = None,
-              fused: bool | None = None) -> None:
+              fused: bool | None = None, relaxation: str | None = None) -> None:
     """Give every relaxed / noisy quantizer in ``model`` a temperature and a generator
     (the device quantizers their blend factor in [0, 1]; ``fused``: whether the relaxed
-    quantizers use compiled kernels, see :mod:`explorer.relaxation`)."""
+    quantizers use compiled kernels, see :mod:`explorer.relaxation`; ``relaxation``: one of
+    :data:`RELAXATIONS`)."""
     for module in model.modules():
         if isinstance(module, RelaxedQuantizer):
             if temperature is not None:
@@ -285,6 +299,11 @@ def set_noise(model: nn.Module, temperature: float | None = None,
                 module.generator = generator
             if fused is not None:
                 module.fused = bool(fused)
+            if relaxation is not None:
+                if relaxation not in RELAXATIONS:
+                    raise InputError(f"relaxation: must be one of {list(RELAXATIONS)}, got "
+                                     f"{relaxation!r}")
+                module.relaxation = relaxation
         elif isinstance(module, DeviceNoiseQuantizer):
             if generator is not None:
                 module.generator = generator

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -53,13 +54,26 @@ def _hash32(h: Tensor) -> Tensor:
 def counter_uniform(key: Tensor, n: int, device: torch.device | str | None = None,
                     dtype: torch.dtype = torch.float32) -> Tensor:
     """``n`` uniform numbers in (0, 1) from a 0-d int64 ``key`` in [0, 2^32):
-    ``hash(hash(i) + key)`` of the element index ``i``, 24 bits each, centred in their
-    bin (never 0 or 1). A counter-based generator: the same key gives the same numbers
+    ``hash(hash(i) + key)`` of the element index ``i``, 23 bits each, centred in their
+    bin: never 0 or 1, and 1 − p is exact in float32 (with 24 bits the top value would
+    round to 1). A counter-based generator: the same key gives the same numbers
     on any device and inside or outside a compiled kernel, and a kernel computes them
     in its own loop instead of reading a noise tensor."""
     index = torch.arange(n, device=device if device is not None else key.device)
     h = _hash32((_hash32(index) + key) & _MASK32)
-    return ((h >> 8).to(dtype) + 0.5) * (1.0 / (1 << 24))
+    return ((h >> 9).to(dtype) + 0.5) * (1.0 / (1 << 23))
+
+
+def _uniform(noise: Tensor, x: Tensor) -> Tensor:
+    """Uniform numbers for ``x``'s elements: from a key (:func:`counter_uniform`), or a
+    given tensor clipped to [2^-24, 1 − 2^-24] (torch.rand can return 0, whose logit is
+    infinite)."""
+    if noise.dim() == 0:
+        return counter_uniform(noise, x.numel(), x.device, x.dtype)
+    return noise.to(x.dtype).clamp(_TINY, 1 - _TINY)
+
+
+_TINY = 2.0 ** -24
 
 
 def _cells(x: Tensor, step: Tensor, s: Tensor, origin: Tensor, kmin: Tensor,
@@ -100,8 +114,7 @@ def relaxed_forward(x: Tensor, noise: Tensor, step: Tensor, s: Tensor,
     lower = torch.add(e, 1).lerp_(open_cell.expand_as(e), torch.le(f, kmin).to(x.dtype))
     upper = e.reciprocal_().mul_(torch.exp(-2 * s)).add_(1)
     upper = upper.lerp_(open_cell.expand_as(upper), torch.ge(f, kmax - 1).to(x.dtype))
-    p = counter_uniform(noise, x.numel(), x.device, x.dtype) if noise.dim() == 0 else \
-        noise.to(x.dtype, copy=True)
+    p = _uniform(noise, x)
     odds = lower.mul_(p).div_(upper.mul_(p.neg_().add_(1)))
     z = odds.log_().sub_(a).sub_(s).mul_(inv_temperature).sigmoid_()
     out = torch.add(f, z).add_(origin).mul_(step)
@@ -133,6 +146,51 @@ def relaxed_backward(grad: Tensor, x: Tensor, z: Tensor, step: Tensor, s: Tensor
     slope = torch.sub(d, 0.5).mul_(sig_a).sub_(torch.add(d, 1.5).mul_(sig_c))
     slope = slope.add_(low.sub_(high).mul_(1 / torch.expm1(s))).add_(1.0)
     grad_s = step * slope.mul_(dz).sum()
+    return grad_x, grad_step, grad_s
+
+
+def _soft_round(x: Tensor, noise: Tensor, step: Tensor, s: Tensor, inv_temperature: Tensor,
+                origin: Tensor, kmin: Tensor, kmax: Tensor) -> tuple[Tensor, ...]:
+    """Soft rounding of the noisy value: ``ũ = u + L/s`` (``u = x/step − origin``,
+    logistic noise L of scale σ = 1/s), clamped to the grid; with ``f`` the grid point
+    below it and ``r = ũ − f``, ``q = (Sig((r − ½)/T) − Sig(−1/2T)) / (Sig(1/2T) −
+    Sig(−1/2T))`` maps [0, 1] onto [0, 1], continuous and increasing, so the sample
+    ``f + q`` is continuous in u. Returns ``(x/step, f + q + origin, dq/du, L)``."""
+    u = torch.div(x, step).sub_(origin)
+    p = _uniform(noise, x)
+    logistic = p.div(p.neg().add_(1)).log_()
+    noisy = torch.div(logistic, s).add_(u)
+    inside = torch.gt(noisy, kmin).logical_and_(torch.lt(noisy, kmax)).to(x.dtype)
+    noisy = noisy.clamp_(min=kmin, max=kmax)
+    f = torch.floor(noisy).clamp_(min=kmin, max=kmax - 1)
+    edge = torch.sigmoid(-0.5 * inv_temperature)  # Sig(−1/2T): q's offset
+    norm = 1 - 2 * edge
+    sig = noisy.sub_(f).sub_(0.5).mul_(inv_temperature).sigmoid_()
+    slope = torch.sub(1, sig).mul_(sig).mul_(inv_temperature / norm).mul_(inside)
+    value = sig.sub_(edge).div_(norm).add_(f).add_(origin)
+    return u.add_(origin), value, slope, logistic
+
+
+def soft_round_forward(x: Tensor, noise: Tensor, step: Tensor, s: Tensor,
+                       settings: Tensor) -> Tensor:
+    """The soft-rounded noisy value ``(f + q + origin)·step`` (see :func:`_soft_round`);
+    ``noise`` and ``settings`` as in :func:`relaxed_forward`."""
+    inv_temperature, origin, kmin, kmax = settings.unbind()
+    _, value, _, _ = _soft_round(x, noise, step, s, inv_temperature, origin, kmin, kmax)
+    return value.mul_(step)
+
+
+def soft_round_backward(grad: Tensor, x: Tensor, noise: Tensor, step: Tensor, s: Tensor,
+                        settings: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients with respect to ``x``, ``step`` and ``s`` (the forward recomputed from
+    ``x`` and the same noise): ``d out/dx = dq/du``; ``d out/d step = value −
+    (dq/du)·x/step``; ``d out/ds = −step·(dq/du)·L/s²``."""
+    inv_temperature, origin, kmin, kmax = settings.unbind()
+    position, value, slope, logistic = _soft_round(x, noise, step, s, inv_temperature,
+                                                   origin, kmin, kmax)
+    grad_x = slope.mul_(grad)
+    grad_step = value.mul_(grad).sub_(position.mul_(grad_x)).sum()
+    grad_s = -step / (s * s) * logistic.mul_(grad_x).sum()
     return grad_x, grad_step, grad_s
 
 
@@ -231,14 +289,51 @@ class RelaxedSample(torch.autograd.Function):
                 grad_s if ctx.needs_input_grad[3] else None, None, None, None, None, None)
 
 
-def _drawn_noise(args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """Forward arguments for the uncompiled kernel: the key seeds one draw of torch's
-    own generator (fast unfused; the counter-based hash costs ~20 passes there). Same
-    distribution as the fused kernels' noise, other numbers."""
-    x, key, *rest = args
-    generator = torch.Generator(device=x.device).manual_seed(int(key))
-    return (x, torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype), *rest)
+class SoftRoundSample(torch.autograd.Function):
+    """Soft rounding of a noisy value, differentiable in ``x``, ``step`` and ``s``: the
+    value gets logistic noise of scale σ = 1/s (in steps), and a sigmoid of temperature
+    T, rescaled to run from one grid point exactly to the next, rounds it
+    (:func:`_soft_round`). As T → 0 the sample takes grid point k with the probability
+    of k's cell under the noise — Louizos et al.'s distribution, all grid points
+    included — and, unlike the two-point Gumbel-softmax of :class:`RelaxedSample`, it is
+    continuous in x, so its pathwise gradient is unbiased (mean slope 1 across a cell).
+    ``apply`` takes the arguments of :class:`RelaxedSample`.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, key: Tensor, step: Tensor, s: Tensor,
+                temperature: float, origin: float, kmin: int, kmax: int,
+                fused: bool = True) -> Tensor:
+        settings = torch.tensor([1.0 / temperature, origin, kmin, kmax], dtype=x.dtype,
+                                device=x.device)
+        key = key.to(x.device)
+        out = _run("soft_forward", soft_round_forward, fused, x, key, step, s, settings,
+                   plain=_drawn_noise)
+        ctx.save_for_backward(x, key, step, s, settings)
+        ctx.fused = fused
+        return out.view(x.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x = ctx.saved_tensors[0]
+        grad_x, grad_step, grad_s = _run("soft_backward", soft_round_backward, ctx.fused,
+                                         grad, *ctx.saved_tensors,
+                                         plain=partial(_drawn_noise, at=2))
+        return (grad_x.view(x.shape), None, grad_step if ctx.needs_input_grad[2] else None,
+                grad_s if ctx.needs_input_grad[3] else None, None, None, None, None, None)
 
 
-__all__ = ["RelaxedSample", "compile_enabled", "counter_uniform", "fused_active",
-           "relaxed_backward", "relaxed_forward"]
+def _drawn_noise(args: tuple[Tensor, ...], at: int = 1) -> tuple[Tensor, ...]:
+    """Arguments for an uncompiled kernel: the key at position ``at`` seeds one draw of
+    torch's own generator, shaped like the tensor before it (fast unfused; the
+    counter-based hash costs ~20 passes there). Same distribution as the fused kernels'
+    noise, other numbers; the same key gives the same draw again (for the backward)."""
+    like, key = args[at - 1], args[at]
+    generator = torch.Generator(device=like.device).manual_seed(int(key))
+    noise = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    return (*args[:at], noise, *args[at + 1:])
+
+
+__all__ = ["RelaxedSample", "SoftRoundSample", "compile_enabled", "counter_uniform",
+           "fused_active", "relaxed_backward", "relaxed_forward", "soft_round_backward",
+           "soft_round_forward"]

@@ -93,6 +93,12 @@ class TrainConfig(param.Parameterized):
         default=0.5, bounds=(0.0, 1.0), label="HWA ramp",
         doc="hwa: fraction of the training over which the device deviation is blended in "
             "linearly (0 = full deviation from the first step).")
+    rq_relaxation = param.Selector(
+        default="soft_round", objects=["soft_round", "gumbel"], label="rq relaxation",
+        doc="rq: soft_round – logistic noise, then a tempered rounding continuous between "
+            "grid points (unbiased gradient); gumbel – Louizos et al.'s Gumbel-softmax over "
+            "the two grid points around the value (its gradient averages 0.4–0.6 of the "
+            "slope).")
     temperature_start = param.Number(
         default=1.0, bounds=(0.0, 100.0), inclusive_bounds=(False, True),
         label="Temperature (start)", doc="rq: Gumbel-softmax temperature at the first step.")
@@ -152,6 +158,7 @@ class TrainResult:
             meta["hardware"] = hardware_spec(cfg.hardware)
             if cfg.method == "rq":
                 meta["temperature"] = [cfg.temperature_start, cfg.temperature_end]
+                meta["rq_relaxation"] = cfg.rq_relaxation
         return meta
 
     def quant_summary(self) -> dict[str, Any]:
@@ -245,7 +252,8 @@ class Trainer:
         calibrate_model(self.model, self.calibration_images())
         set_bypass(self.model, self.warmup_epochs > 0)
         noise = torch.Generator(device=cfg.device).manual_seed(trial_seed(cfg.seed, 0, 2))
-        set_noise(self.model, temperature=cfg.temperature_start, generator=noise)
+        set_noise(self.model, temperature=cfg.temperature_start, generator=noise,
+                  relaxation=cfg.rq_relaxation)
         self.steps_per_epoch = math.ceil(self.size / cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.optimizer = _optimizer(self.model, cfg)

@@ -9,18 +9,19 @@ import pytest
 import torch
 
 from explorer import relaxation
-from explorer.relaxation import RelaxedSample, counter_uniform
+from explorer.relaxation import RelaxedSample, SoftRoundSample, counter_uniform
 
 GRIDS = [(0, 15, 0.0), (-7, 7, 0.0), (0, 3, -1.5), (0, 1, -0.5)]  # DAC, ADC, weights, 1-bit
 
 
-def _sample(x, key, step, s, temperature, grid, fused=False):
+def _sample(x, key, step, s, temperature, grid, fused=False, kind=RelaxedSample):
     kmin, kmax, origin = grid
-    return RelaxedSample.apply(x, key, step, s, temperature, origin, kmin, kmax, fused)
+    return kind.apply(x, key, step, s, temperature, origin, kmin, kmax, fused)
 
 
+@pytest.mark.parametrize("kind", [RelaxedSample, SoftRoundSample])
 @pytest.mark.parametrize("grid", GRIDS)
-def test_backward_matches_finite_differences(grid):
+def test_backward_matches_finite_differences(grid, kind):
     gen = torch.Generator().manual_seed(3)
     x = (torch.randn(60, generator=gen, dtype=torch.float64) * 5).requires_grad_()
     step = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
@@ -28,7 +29,7 @@ def test_backward_matches_finite_differences(grid):
     key = torch.tensor(99)
 
     def sample(x, step, inv_sigma):
-        return _sample(x, key, step, inv_sigma, 0.7, grid)
+        return _sample(x, key, step, inv_sigma, 0.7, grid, kind=kind)
 
     assert torch.autograd.gradcheck(sample, (x, step, inv_sigma), eps=1e-6, atol=1e-5)
 
@@ -106,6 +107,54 @@ def test_compiled_kernels_agree_with_the_plain_ones(grid):
     assert relaxation.fused_active(), "the compiled kernels failed and fell back"
     for got, expected in zip((*fused, *fused_grads), (*plain, *plain_grads), strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_compiled_soft_round_agrees_with_the_plain_kernels(grid):
+    if not relaxation.fused_active():
+        pytest.skip("torch.compile is not available here (EXPLORER_COMPILE=0 or it failed)")
+    kmin, kmax, origin = grid
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(50_000, generator=gen) * 4
+    grad = torch.randn(50_000, generator=gen)
+    step, s = torch.tensor(0.45), torch.tensor(3.0)
+    settings = torch.tensor([1 / 0.3, origin, kmin, kmax])
+    key = torch.tensor(77)
+    noise = counter_uniform(key, len(x))
+    pairs = [(relaxation._run("soft_forward", relaxation.soft_round_forward, True, x, key,
+                              step, s, settings),
+              relaxation.soft_round_forward(x, noise, step, s, settings))]
+    fused = relaxation._run("soft_backward", relaxation.soft_round_backward, True, grad, x,
+                            key, step, s, settings)
+    plain = relaxation.soft_round_backward(grad, x, noise, step, s, settings)
+    pairs += list(zip(fused, plain, strict=True))
+    assert relaxation.fused_active(), "the compiled kernels failed and fell back"
+    for got, expected in pairs:
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.3, 0.1])
+def test_soft_round_gradient_is_unbiased_and_the_gumbel_one_is_not(temperature):
+    """Across values spread over many cells the pathwise gradient of the soft rounding
+    averages the slope 1 (the sample is continuous); the two-point Gumbel-softmax's
+    misses the jumps at the grid points and averages about half of it."""
+    x = (torch.rand(100_000, generator=torch.Generator().manual_seed(4)) * 200 + 20)
+    means = {}
+    for kind in (SoftRoundSample, RelaxedSample):
+        value = x.clone().requires_grad_()
+        _sample(value, torch.tensor(3), torch.tensor(1.0), torch.tensor(3.0), temperature,
+                (0, 255, 0.0), kind=kind).sum().backward()
+        means[kind] = float(value.grad.mean())
+    assert means[SoftRoundSample] == pytest.approx(1.0, abs=0.01)
+    assert 0.3 < means[RelaxedSample] < 0.7
+
+
+def test_uniform_noise_never_reaches_0_or_1_in_float32():
+    top = counter_uniform(torch.tensor(0), 1).new_tensor([(2**23 - 0.5) / 2**23])
+    assert float(1 - top) > 0
+    assert bool(torch.isfinite(torch.log(top / (1 - top))))
+    drawn = relaxation._uniform(torch.tensor([0.0, 1.0, 0.5]), torch.zeros(3))
+    assert bool(torch.isfinite(torch.log(drawn / (1 - drawn))).all())
 
 
 def test_a_failing_compiler_falls_back_to_the_plain_kernels(monkeypatch, caplog):

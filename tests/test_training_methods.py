@@ -125,9 +125,10 @@ def test_relaxed_model_is_deterministic_at_inference_and_random_in_training():
     torch.testing.assert_close(quant(x).detach(), torch.tensor([-7.0, 0, 1, 2, 4, 7, 7]))
 
 
-def test_relaxed_quantizer_samples_only_the_two_neighbouring_grid_points():
+def test_gumbel_relaxation_samples_only_the_two_neighbouring_grid_points():
     quant = RelaxedQuantizer.for_dac(3, 7.0)  # grid 0 … 7, step 1
     quant.generator = torch.Generator().manual_seed(1)
+    quant.relaxation = "gumbel"
     quant.temperature = 1e-3  # nearly one-hot samples
     x = torch.full((4000,), 2.3)
     with torch.no_grad():
@@ -137,6 +138,24 @@ def test_relaxed_quantizer_samples_only_the_two_neighbouring_grid_points():
     sig = torch.sigmoid(torch.tensor([-2.4, 0.6, 3.6]))  # CDF at the edges 1.5, 2.5, 3.5 (σ = ⅓)
     expected = float((sig[1] - sig[0]) / (sig[2] - sig[0]))  # P(2 | {2, 3}) = 0.632
     assert near_two == pytest.approx(expected, abs=0.03)
+
+
+def test_soft_round_relaxation_samples_every_cell_with_its_probability():
+    """At a low temperature the soft-rounded noisy value is grid point k with the
+    probability of k's cell under the logistic noise (Louizos et al.'s distribution)."""
+    quant = RelaxedQuantizer.for_dac(3, 7.0)  # grid 0 … 7, step 1; default soft_round
+    quant.generator = torch.Generator().manual_seed(1)
+    quant.temperature = 1e-3
+    x = torch.full((20000,), 2.3)
+    with torch.no_grad():
+        sample = quant(x)
+    codes = sample.round()
+    # all but the noisy values within ~T·ln(1000) of a cell edge (≈ 1.4 %) are hard
+    assert float(((sample - codes).abs() < 1e-3).float().mean()) > 0.97
+    for k in (1, 2, 3, 4):
+        edges = torch.sigmoid(torch.tensor([k - 0.5 - 2.3, k + 0.5 - 2.3]) * 3)  # σ = ⅓
+        expected = float(edges[1] - edges[0])
+        assert float((codes == k).float().mean()) == pytest.approx(expected, abs=0.01), k
 
 
 @pytest.mark.parametrize("method", list(HARDWARE))

@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, nargs=2, default=(1.0, 0.1),
                         metavar=("START", "END"), help="rq: Gumbel-softmax temperature, "
                         "annealed exponentially (default 1 0.1)")
+    parser.add_argument("--rq-relaxation", default="soft_round", choices=("soft_round", "gumbel"),
+                        help="rq: soft_round (logistic noise, then a tempered rounding "
+                             "continuous between grid points; default) or gumbel (Louizos et "
+                             "al.'s two-point Gumbel-softmax)")
     parser.add_argument("--hwa-ramp", type=float, default=0.5,
                         help="hwa: fraction of training over which the device deviation is "
                              "blended in (default 0.5)")
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                       seed=seed_from_args(args), limit=args.limit, device=args.device,
                       hardware=config_from_args(args), quant_lr_scale=args.quant_lr_scale,
                       temperature_start=args.temperature[0],
-                      temperature_end=args.temperature[1], hwa_ramp=args.hwa_ramp)
+                      temperature_end=args.temperature[1], hwa_ramp=args.hwa_ramp,
+                      rq_relaxation=args.rq_relaxation)
     with tqdm(total=1000, desc=f"train {cfg.method}", unit="‰", file=sys.stderr,
               disable=None, bar_format="{l_bar}{bar}| {postfix}") as bar:
 
