@@ -7,29 +7,44 @@
   any further parameters), the cells in grid order.
 
 Converter bits that are None ("ideal") are shown as the category ``ideal``.
+
+Matplotlib (HoloViews' PNG backend, ~0.5 s to import) is loaded by :func:`save_plots`
+only: the figures carry Matplotlib options when that backend is loaded, so the dashboard,
+which shows them with Bokeh, never pays for it.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import holoviews as hv
-import holoviews.plotting.bokeh  # noqa: F401  (the .opts() below use Bokeh option names)
+import holoviews.plotting.bokeh  # the .opts() below use Bokeh option names
 import numpy as np
 import pandas as pd
 
 from explorer.sweep import atomic_write
 
-try:  # the PNG files are drawn by Matplotlib (no browser needed); options need it loaded
-    import holoviews.plotting.mpl
-
-    PNG_PROBLEM = ""
-except ImportError as _exc:  # pragma: no cover - matplotlib is a dependency
-    PNG_PROBLEM = f"PNG plots skipped: Matplotlib is not installed ({_exc})"
-
 IDEAL = "ideal"
+
+
+@lru_cache(maxsize=1)
+def png_problem() -> str:
+    """Load HoloViews' Matplotlib backend (it draws the PNG files, no browser needed);
+    returns why PNG files cannot be drawn, or '' when they can."""
+    try:
+        import holoviews.plotting.mpl  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
+        return f"PNG plots skipped: Matplotlib is not installed ({exc})"
+    return ""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PNG_PROBLEM":  # the module constant this function replaced (loads Matplotlib)
+        return png_problem()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_missing(value: Any) -> bool:
@@ -61,8 +76,10 @@ def axis_labels(frame: pd.DataFrame, name: str) -> tuple[pd.Series, list[str], b
 
 
 def _mpl(element: Any, **options: Any) -> Any:
-    """Options for the Matplotlib (PNG) rendering, when Matplotlib is there."""
-    return element if PNG_PROBLEM else element.opts(backend="matplotlib", **options)
+    """Options for the Matplotlib (PNG) rendering, when that backend is loaded."""
+    if "matplotlib" not in hv.Store.renderers:
+        return element
+    return element.opts(backend="matplotlib", **options)
 
 
 def _fmt(value: Any) -> str:
@@ -188,6 +205,7 @@ def save_plots(frame: pd.DataFrame, swept: list[str], folder: Path) -> tuple[dic
     """Write ``accuracy.html`` (and ``heatmap.html`` for two or more swept parameters) to
     ``folder``, with PNG copies drawn by Matplotlib; returns ({kind: path}, note). The
     note says why PNG files are missing (Matplotlib not installed), else it is empty."""
+    problem = png_problem()  # loaded before the figures are built: they need its options
     figures = {"accuracy": accuracy_plots(frame, swept)}
     if len(swept) >= 2:
         figures["heatmap"] = heatmap(frame, swept[0], swept[1])
@@ -198,8 +216,8 @@ def save_plots(frame: pd.DataFrame, swept: list[str], folder: Path) -> tuple[dic
             path, lambda p, f=figure: hv.save(f, p, backend="bokeh", resources="inline", fmt="html")
         )
         written[f"{kind}_html"] = str(path)
-    if PNG_PROBLEM:
-        return written, PNG_PROBLEM
+    if problem:
+        return written, problem
     for kind, figure in figures.items():
         path = Path(folder) / f"{kind}.png"
         atomic_write(

@@ -159,6 +159,23 @@ def wait_text(page: Page, pattern: str) -> str:
     return locator.inner_text()
 
 
+def run_sweep_and_see_its_heatmap(page: Page) -> None:
+    """A 2 × 2 sweep in the page; its heatmap shows one cell per grid point."""
+    page.type_into("sweep-x-values", "4, 16")
+    page.type_into("sweep-y-values", "0, 3")
+    page.type_into("sweep-limit", "20")
+    page.wait_idle()
+    page.page.locator(".sweep-run button").click()
+    wait_text(page, r"Sweep done: 4 evaluations\.")
+    heatmaps = """() => Array.from(Bokeh.documents[0].all_models).filter(
+      (m) => m.data && 'zvalues' in m.data && 'xi' in m.data && m.data.zvalues.length === 4
+    ).map((m) => Array.from(m.data.zvalues))"""
+    page.page.wait_for_function(f"() => ({heatmaps})().length > 0")
+    cells = page.page.evaluate(heatmaps)[-1]  # mean accuracy (%) per grid point
+    assert all(0 <= a <= 100 for a in cells), cells
+    assert max(cells) > 50, cells  # 16 levels without nonlinearity: far above chance (10 %)
+
+
 # -- tests -------------------------------------------------------------------------------------
 def test_page_loads_with_no_console_errors_and_no_external_requests(tab):
     # the handler does collect: Bokeh's own startup messages are there
@@ -268,7 +285,8 @@ def test_two_sessions_url_settings_and_a_closed_tab_cancels_its_job(browser, ser
 
 
 def test_panel_serve_of_the_app_file(browser, tmp_path):
-    """`panel serve apps/explorer.py` from another folder: loads, evaluates, screenshot."""
+    """`panel serve apps/explorer.py` from another folder: loads, evaluates, screenshot,
+    sweeps."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     started = time.perf_counter()
@@ -294,6 +312,8 @@ def test_panel_serve_of_the_app_file(browser, tmp_path):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.page.screenshot(path=str(SCREENSHOT), full_page=True)
         assert SCREENSHOT.stat().st_size > 10_000
+        # HoloViews is imported only when the first sweep is queued (not with the page)
+        run_sweep_and_see_its_heatmap(page)
         assert page.errors() == []
         page.close()
         print(f"page idle {idle_seconds:.1f} s after `panel serve` started")
