@@ -270,10 +270,7 @@ class RelaxedSample(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, key: Tensor, step: Tensor, s: Tensor,
                 temperature: float, origin: float, kmin: int, kmax: int,
                 fused: bool = True) -> Tensor:
-        # the settings travel as one tensor, not Python numbers: the compiled kernels
-        # then serve every temperature and grid without recompiling
-        settings = torch.tensor([1.0 / temperature, origin, kmin, kmax], dtype=x.dtype,
-                                device=x.device)
+        settings = _settings(x, temperature, origin, kmin, kmax)
         out, z = _run("forward", relaxed_forward, fused, x, key.to(x.device), step, s,
                       settings, plain=_drawn_noise)
         ctx.save_for_backward(x, z, step, s, settings)
@@ -283,10 +280,8 @@ class RelaxedSample(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad_x, grad_step, grad_s = _run("backward", relaxed_backward, ctx.fused, grad,
-                                         *ctx.saved_tensors)
-        return (grad_x.view(ctx.shape), None, grad_step if ctx.needs_input_grad[2] else None,
-                grad_s if ctx.needs_input_grad[3] else None, None, None, None, None, None)
+        grads = _run("backward", relaxed_backward, ctx.fused, grad, *ctx.saved_tensors)
+        return _input_grads(ctx, ctx.shape, *grads)
 
 
 class SoftRoundSample(torch.autograd.Function):
@@ -304,8 +299,7 @@ class SoftRoundSample(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, key: Tensor, step: Tensor, s: Tensor,
                 temperature: float, origin: float, kmin: int, kmax: int,
                 fused: bool = True) -> Tensor:
-        settings = torch.tensor([1.0 / temperature, origin, kmin, kmax], dtype=x.dtype,
-                                device=x.device)
+        settings = _settings(x, temperature, origin, kmin, kmax)
         key = key.to(x.device)
         out = _run("soft_forward", soft_round_forward, fused, x, key, step, s, settings,
                    plain=_drawn_noise)
@@ -315,12 +309,23 @@ class SoftRoundSample(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x = ctx.saved_tensors[0]
-        grad_x, grad_step, grad_s = _run("soft_backward", soft_round_backward, ctx.fused,
-                                         grad, *ctx.saved_tensors,
-                                         plain=partial(_drawn_noise, at=2))
-        return (grad_x.view(x.shape), None, grad_step if ctx.needs_input_grad[2] else None,
-                grad_s if ctx.needs_input_grad[3] else None, None, None, None, None, None)
+        grads = _run("soft_backward", soft_round_backward, ctx.fused, grad,
+                     *ctx.saved_tensors, plain=partial(_drawn_noise, at=2))
+        return _input_grads(ctx, ctx.saved_tensors[0].shape, *grads)
+
+
+def _settings(x: Tensor, temperature: float, origin: float, kmin: int, kmax: int) -> Tensor:
+    """(1/T, origin, kmin, kmax) as one tensor on ``x``'s device: tensors, not Python
+    numbers, so the compiled kernels serve every temperature and grid unchanged."""
+    return torch.tensor([1.0 / temperature, origin, kmin, kmax], dtype=x.dtype,
+                        device=x.device)
+
+
+def _input_grads(ctx: Any, shape: torch.Size, grad_x: Tensor, grad_step: Tensor,
+                 grad_s: Tensor) -> tuple[Tensor | None, ...]:
+    """The gradients of ``apply``'s nine arguments (x, key, step, s, then constants)."""
+    return (grad_x.view(shape), None, grad_step if ctx.needs_input_grad[2] else None,
+            grad_s if ctx.needs_input_grad[3] else None, None, None, None, None, None)
 
 
 def _drawn_noise(args: tuple[Tensor, ...], at: int = 1) -> tuple[Tensor, ...]:

@@ -83,54 +83,44 @@ def test_counter_uniform_is_uniform_independent_and_reproducible():
     assert torch.equal(u[:1000], counter_uniform(torch.tensor(7), 1000))
 
 
+def _kernel_inputs(grid, seed):
+    """A flat input, an output gradient, step, s and settings for the kernel functions."""
+    kmin, kmax, origin = grid
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(50_000, generator=gen) * 4
+    grad = torch.randn(50_000, generator=gen)
+    return x, grad, torch.tensor(0.45), torch.tensor(3.0), torch.tensor([1 / 0.3, origin,
+                                                                          kmin, kmax])
+
+
 @pytest.mark.parametrize("grid", GRIDS)
 def test_compiled_kernels_agree_with_the_plain_ones(grid):
-    """Same inputs, same outputs: the compiled forward (noise from the key, inside the
-    kernel) against the plain one given the key's counter-based numbers, and the
-    compiled backward against the plain one."""
+    """Same inputs, same outputs, for both relaxations: the compiled forward (noise from
+    the key, inside the kernel) against the plain one given the key's counter-based
+    numbers, and the compiled backward against the plain one."""
     if not relaxation.fused_active():
         pytest.skip("torch.compile is not available here (EXPLORER_COMPILE=0 or it failed)")
-    kmin, kmax, origin = grid
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(50_000, generator=gen) * 4
-    grad = torch.randn(50_000, generator=gen)
-    step, s = torch.tensor(0.45), torch.tensor(3.0)
-    settings = torch.tensor([1 / 0.3, origin, kmin, kmax])
+    x, grad, step, s, settings = _kernel_inputs(grid, 1)
     key = torch.tensor(4242)
-    fused = relaxation._run("forward", relaxation.relaxed_forward, True, x, key, step, s,
-                            settings)
-    plain = relaxation.relaxed_forward(x, counter_uniform(key, len(x)), step, s, settings)
-    z = plain[1]
-    fused_grads = relaxation._run("backward", relaxation.relaxed_backward, True, grad, x, z,
-                                  step, s, settings)
-    plain_grads = relaxation.relaxed_backward(grad, x, z, step, s, settings)
-    assert relaxation.fused_active(), "the compiled kernels failed and fell back"
-    for got, expected in zip((*fused, *fused_grads), (*plain, *plain_grads), strict=True):
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("grid", GRIDS)
-def test_compiled_soft_round_agrees_with_the_plain_kernels(grid):
-    if not relaxation.fused_active():
-        pytest.skip("torch.compile is not available here (EXPLORER_COMPILE=0 or it failed)")
-    kmin, kmax, origin = grid
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(50_000, generator=gen) * 4
-    grad = torch.randn(50_000, generator=gen)
-    step, s = torch.tensor(0.45), torch.tensor(3.0)
-    settings = torch.tensor([1 / 0.3, origin, kmin, kmax])
-    key = torch.tensor(77)
     noise = counter_uniform(key, len(x))
-    pairs = [(relaxation._run("soft_forward", relaxation.soft_round_forward, True, x, key,
-                              step, s, settings),
-              relaxation.soft_round_forward(x, noise, step, s, settings))]
-    fused = relaxation._run("soft_backward", relaxation.soft_round_backward, True, grad, x,
-                            key, step, s, settings)
-    plain = relaxation.soft_round_backward(grad, x, noise, step, s, settings)
-    pairs += list(zip(fused, plain, strict=True))
+    run = relaxation._run
+    gumbel = run("forward", relaxation.relaxed_forward, True, x, key, step, s, settings)
+    expected = relaxation.relaxed_forward(x, noise, step, s, settings)
+    z = expected[1]
+    pairs = [*zip(gumbel, expected, strict=True),
+             *zip(run("backward", relaxation.relaxed_backward, True, grad, x, z, step, s,
+                      settings),
+                  relaxation.relaxed_backward(grad, x, z, step, s, settings), strict=True),
+             (run("soft_forward", relaxation.soft_round_forward, True, x, key, step, s,
+                  settings),
+              relaxation.soft_round_forward(x, noise, step, s, settings)),
+             *zip(run("soft_backward", relaxation.soft_round_backward, True, grad, x, key,
+                      step, s, settings),
+                  relaxation.soft_round_backward(grad, x, noise, step, s, settings),
+                  strict=True)]
     assert relaxation.fused_active(), "the compiled kernels failed and fell back"
-    for got, expected in pairs:
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)
+    for got, want in pairs:
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.3, 0.1])
