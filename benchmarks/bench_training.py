@@ -35,7 +35,8 @@ def trainer(method: str, tile_rows: int, repeats: int) -> Trainer:
     hardware = CrossbarConfig(device=DeviceModel(levels=16), dac_bits=8, adc_bits=4,
                               tile_rows=tile_rows)
     return Trainer(TrainConfig(model="lenet5", method=method, hardware=hardware,
-                               epochs=repeats + 1, warmup_epochs=0, seed=0))
+                               epochs=repeats + 1, warmup_epochs=0, fused_kernels=True,
+                               seed=0))
 
 
 def main(argv: list[str] | None = None) -> int:

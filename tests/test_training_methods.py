@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -323,3 +324,16 @@ def test_warm_up_length_defaults_and_bounds():
     assert Trainer(_cfg("float", epochs=8, limit=64)).warmup_epochs == 0
     with pytest.raises(InputError, match="warmup_epochs"):
         Trainer(_cfg("gq", epochs=2, warmup_epochs=2, limit=64))
+
+
+def test_rq_compiles_its_kernels_only_for_runs_long_enough_to_gain():
+    def fused(trainer):
+        flags = {m.fused for m in trainer.model.modules() if isinstance(m, RelaxedQuantizer)}
+        assert len(flags) == 1
+        return flags.pop()
+
+    assert not fused(Trainer(_cfg("rq", epochs=2, limit=64)))  # 2 steps: compiling costs more
+    assert fused(Trainer(_cfg("rq", epochs=4, limit=64, batch_size=1)))  # 256 steps
+    forced = Trainer(_cfg("rq", epochs=1, limit=128, fused_kernels=True))
+    assert fused(forced)
+    assert math.isfinite(forced.run_epoch(0)["loss"])
