@@ -368,6 +368,25 @@ def test_the_first_render_does_without_holoviews_and_matplotlib():
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_workload_settings_are_shared_within_each_components_bounds(runner):
+    from explorer.ui import SweepPanel
+    from explorer.ui.workload import WorkloadSettings
+
+    labels = {"workload": "Model and dataset", "limit": "Test images", "trials": "Trials"}
+    for cls in (AccuracyRunner, SweepPanel):
+        assert issubclass(cls, WorkloadSettings)
+        assert {name: cls.param[name].label for name in labels} == labels
+    accuracy = AccuracyRunner(CrossbarConfig(), runner=runner, limit=10_000, trials=100)
+    sweep = SweepPanel(CrossbarConfig(), runner=runner, limit=1000, trials=10)
+    assert accuracy.selected_workload() is sweep.selected_workload() is WORKLOADS[sweep.workload]
+    with pytest.raises(ValueError, match=r"SweepPanel\.limit' must be at least 10"):
+        sweep.limit = 5
+    with pytest.raises(ValueError, match=r"SweepPanel\.trials' must be at most 10"):
+        sweep.trials = 11
+    with pytest.raises(ValueError, match=r"AccuracyRunner\.trials' must be at most 100"):
+        accuracy.trials = 101
+
+
 def test_an_exception_while_building_gives_an_error_page(monkeypatch):
     import explorer.ui.app as app_module
 

@@ -12,7 +12,6 @@ import io
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -25,53 +24,21 @@ from bokeh.plotting import figure
 
 from explorer.errors import InputError
 from explorer.jobs import CANCELLED, DONE, FAILED, Job, JobRunner
-from explorer.models import PRETRAINED
-from explorer.paths import assets_dir
 from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
 from explorer.ui.settings import settings_record, snapshot
+from explorer.ui.workload import DEFAULT_WORKLOAD, WORKLOADS, Workload, WorkloadSettings
+
+__all__ = [  # the workload names were defined here first: importable from here still
+    "DEFAULT_WORKLOAD",
+    "WORKLOADS",
+    "AccuracyRunner",
+    "Workload",
+    "evaluation_job",
+]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Workload:
-    """A trained network and the test set it is evaluated on."""
-
-    model: str  # a name for explorer.models.load_pretrained
-    dataset: str  # a name for explorer.data.load_dataset
-    default_limit: int
-    how_to_get: str
-
-    def weights_present(self) -> bool:
-        """True when the pretrained weights file is on disk."""
-        return (assets_dir() / PRETRAINED[self.model][1]).is_file()
-
-
-WORKLOADS: dict[str, Workload] = {
-    "LeNet5 · MNIST (embedded digits)": Workload(
-        "lenet5-mnist",
-        "mnist-embedded",
-        1000,
-        "the weights ship in assets/; if missing: `explorer train --model lenet5 "
-        "--data mnist-embedded --out assets/lenet5_mnist.pt`",
-    ),
-    "VGG8 · CIFAR-10": Workload(
-        "vgg8-cifar10",
-        "cifar10",
-        1000,
-        "needs CIFAR-10 (downloaded into $EXPLORER_DATA by `explorer train --data cifar10`) "
-        "and weights: `explorer train --model vgg8 --data cifar10 --out assets/vgg8_cifar10.pt`",
-    ),
-    "ResNet20 · CIFAR-10": Workload(
-        "resnet20-cifar10",
-        "cifar10",
-        1000,
-        "needs CIFAR-10 (downloaded into $EXPLORER_DATA by `explorer train --data cifar10`) "
-        "and weights: `explorer train --model resnet20 --data cifar10 "
-        "--out assets/resnet20_cifar10.pt`",
-    ),
-}
-DEFAULT_WORKLOAD = "LeNet5 · MNIST (embedded digits)"
 HISTORY_COLUMNS = [
     "run",
     "workload",
@@ -113,32 +80,15 @@ def _as_dict(result: Any) -> dict[str, Any]:
     return dict(vars(result))
 
 
-class AccuracyRunner(pn.viewable.Viewer):
-    """Evaluate button, progress, cancel, and the history of results of this session."""
+class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
+    """Evaluate button, progress, cancel, and the history of results of this session
+    (``workload``, ``limit`` and ``trials``: :class:`~explorer.ui.workload.WorkloadSettings`)."""
 
     config = param.ClassSelector(
         class_=param.Parameterized,
         instantiate=False,
         label="Crossbar configuration",
         doc="The CrossbarConfig evaluated (snapshotted per run).",
-    )
-    workload = param.Selector(
-        default=DEFAULT_WORKLOAD,
-        objects=list(WORKLOADS),
-        label="Model and dataset",
-        doc="Trained network and the test images it is evaluated on.",
-    )
-    limit = param.Integer(
-        default=1000,
-        bounds=(1, 10_000),
-        label="Test images",
-        doc="Number of test images evaluated per trial (first N of the test split).",
-    )
-    trials = param.Integer(
-        default=3,
-        bounds=(1, 100),
-        label="Trials",
-        doc="Monte-Carlo trials: a new programming-variation draw each.",
     )
     run = param.Event(label="Evaluate", doc="Queue an evaluation with the current settings.")
     cancel = param.Event(
@@ -241,7 +191,7 @@ class AccuracyRunner(pn.viewable.Viewer):
     @param.depends("run", watch=True)
     def submit(self) -> Job | None:
         """Queue an evaluation of a snapshot of the current settings; returns its job."""
-        workload = WORKLOADS[self.workload]
+        workload = self.selected_workload()
         self._runs += 1
         settings = settings_record(self.config)
         try:
@@ -363,7 +313,7 @@ class AccuracyRunner(pn.viewable.Viewer):
     # -- display -------------------------------------------------------------------------------
     @param.depends("workload", watch=True)
     def _on_workload(self) -> None:
-        workload = WORKLOADS[self.workload]
+        workload = self.selected_workload()
         missing = not workload.weights_present()
         self._note.param.update(
             object=(

@@ -18,12 +18,13 @@ from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.jobs import JobRunner
 from explorer.models import analog_layers, build_model, load_pretrained
-from explorer.ui.accuracy import WORKLOADS, AccuracyRunner
+from explorer.ui.accuracy import AccuracyRunner
 from explorer.ui.controls import CrossbarControls, NonIdealityControls
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.session import served_document
 from explorer.ui.sweep_panel import SweepPanel
+from explorer.ui.workload import WORKLOADS
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Explorer(pn.viewable.Viewer):
         self.crossbar = CrossbarControls(config)
         self.accuracy = AccuracyRunner(config, runner=runner)
         self.sweep = SweepPanel(config, runner=runner)
-        weights, note = network_weights(WORKLOADS[self.accuracy.workload].model)
+        weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")

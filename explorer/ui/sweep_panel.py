@@ -35,9 +35,9 @@ from explorer.sweep import (
     run_sweep,
     sweep_parameters,
 )
-from explorer.ui.accuracy import DEFAULT_WORKLOAD, WORKLOADS, Workload
 from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
 from explorer.ui.settings import snapshot
+from explorer.ui.workload import Workload, WorkloadSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,10 @@ def sweep_job(
     return outcome.table
 
 
-class SweepPanel(pn.viewable.Viewer):
-    """Run a grid of one or two parameters on the crossbar; heatmap and table of results."""
+class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
+    """Run a grid of one or two parameters on the crossbar; heatmap and table of results
+    (``workload``, ``limit`` and ``trials``: :class:`~explorer.ui.workload.WorkloadSettings`,
+    per grid point and within smaller bounds)."""
 
     config = param.ClassSelector(
         class_=CrossbarConfig,
@@ -96,22 +98,14 @@ class SweepPanel(pn.viewable.Viewer):
         label="Second parameter's values",
         doc="Comma-separated values of the second parameter.",
     )
-    workload = param.Selector(
-        default=DEFAULT_WORKLOAD,
-        objects=list(WORKLOADS),
-        label="Model and dataset",
-        doc="Trained network and the test images it is evaluated on.",
-    )
     limit = param.Integer(
         default=200,
         bounds=(10, 1000),
-        label="Test images",
         doc="Test images evaluated per grid point and trial (first N of the test split).",
     )
     trials = param.Integer(
         default=1,
         bounds=(1, 10),
-        label="Trials",
         doc="Monte-Carlo trials per grid point (a new programming draw each, one row each).",
     )
     run = param.Event(label="Run sweep", doc="Queue the sweep with the current settings.")
@@ -254,7 +248,7 @@ class SweepPanel(pn.viewable.Viewer):
             job = self.runner.submit(
                 sweep_job,
                 spec,
-                WORKLOADS[self.workload],
+                self.selected_workload(),
                 self.limit,
                 on_rows=partial(self._rows_arrived, self._sweeps),
                 label=f"sweep {self._sweeps}",
