@@ -61,9 +61,12 @@ from explorer.qlayers import (
 from explorer.quant import annealed_temperature, set_noise
 
 ProgressCallback = Callable[[float, str], None]
-AUTO_FUSE_MIN_STEPS = 200
-"""Quantized steps from which ``fused_kernels=None`` compiles the rq kernels: the saving
-(~35 ms a LeNet5 step) then outweighs compiling (2-4 s with torch's cache, ~20 s without)."""
+AUTO_FUSE_MIN_STEPS = 50
+"""Quantized steps from which ``fused_kernels=None`` compiles the rq kernels. Compiling
+costs 2-4 s with torch's cache (~20 s without) against ~35 ms saved per LeNet5 step on a
+quiet machine; but the unfused kernels' many small parallel loops slow down 10-20x when
+other processes load the cores (measured: one 63-step epoch 4.3 s quiet, 60 s loaded;
+fused 6.9 s including compiling), so all but the shortest runs compile."""
 CALIBRATION_IMAGES = 256
 """Training images (the first ones, not augmented) that set the initial converter ranges."""
 
