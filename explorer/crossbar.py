@@ -1,7 +1,7 @@
 """A trained network written into ReRAM crossbars (DESIGN.md §3–4).
 
-:class:`CrossbarConfig` holds the hardware: device, mapping, tiles, converters and
-non-idealities. :func:`to_crossbar` deep-copies a model and replaces every Conv2d and
+:class:`CrossbarConfig` (declared in :mod:`explorer.settings`, re-exported here) holds
+the hardware: device, mapping, tiles, converters and non-idealities. :func:`to_crossbar` deep-copies a model and replaces every Conv2d and
 Linear by an analog layer:
 
 1. the weights are mapped to conductances (:func:`explorer.mapping.map_weights`);
@@ -24,108 +24,15 @@ import copy
 from typing import Any
 
 import numpy as np
-import param
 import torch
 from torch import Tensor, nn
 
-from explorer.device import DeviceModel, NonIdealities
+from explorer.device import DeviceModel
 from explorer.errors import InputError
-from explorer.mapping import METHODS, SCALES, SCHEMES, MappingResult, map_weights
-from explorer.tiles import ADC_RANGES, MAX_BITS, TiledConv2d, TiledLayer, TiledLinear, TileSettings
-
-
-class CrossbarConfig(param.Parameterized):
-    """The crossbar hardware a network is written into (all knobs of DESIGN.md §2–4)."""
-
-    device = param.ClassSelector(
-        class_=DeviceModel, default=DeviceModel(), instantiate=True, label="Device",
-        doc="The ReRAM cell: conductance levels (Siemens) and curve.")
-    mapping = param.Selector(
-        default="min_error", objects=list(METHODS), label="Mapping",
-        doc="Weight → level method: linear, min_error, generalized or exact (no quantization).")
-    scheme = param.Selector(
-        default="offset", objects=list(SCHEMES), label="Cell scheme",
-        doc="offset: one cell and a reference column; differential: a G+/G− pair; "
-            "differential_full: both cells of the pair programmable.")
-    scale = param.Selector(
-        default="max", objects=list(SCALES), label="Weight scale",
-        doc="max: w_max = max |w|; optimal: least-squares w_max alternated with the levels.")
-    tile_rows = param.Integer(
-        default=128, bounds=(1, 65536), softbounds=(8, 1024), label="Tile rows",
-        doc="Word lines read at once per tile (rows per partial sum), 1 … 65536.")
-    tile_cols = param.Integer(
-        default=128, bounds=(1, 65536), softbounds=(8, 1024), label="Tile columns",
-        doc="Bit lines per tile, 1 … 65536 (changes the tile count, not the result).")
-    dac_bits = param.Integer(
-        default=8, bounds=(1, MAX_BITS), allow_None=True, label="DAC bits",
-        doc="Input DAC resolution in bits, 1 … 16; None = ideal (analog inputs).")
-    adc_bits = param.Integer(
-        default=None, bounds=(1, MAX_BITS), allow_None=True, label="ADC bits",
-        doc="ADC resolution of each row chunk's partial sum in bits, 1 … 16; None = ideal.")
-    adc_range = param.Selector(
-        default="max", objects=list(ADC_RANGES), label="ADC range",
-        doc="How each layer's ADC range is set from the calibration batch: max |partial "
-            "sum|, a percentile of it, or a fixed fraction of the full-scale sum.")
-    adc_percentile = param.Number(
-        default=99.99, bounds=(0, 100), inclusive_bounds=(False, True), softbounds=(90, 100),
-        label="ADC percentile", doc="Percentile of |partial sums| used as the ADC range "
-        "(adc_range='percentile'), in (0, 100].")
-    adc_fixed_range = param.Number(
-        default=1.0, bounds=(0, 1), inclusive_bounds=(False, True), label="ADC fixed range",
-        doc="ADC range as a fraction of the full-scale partial sum (largest chunk's rows × "
-            "max |weight| × full input), in (0, 1] (adc_range='fixed').")
-    bit_serial = param.Boolean(
-        default=False, label="Bit-serial inputs",
-        doc="Apply inputs one bit-plane per cycle (needs dac_bits); ADC per plane, shift-add.")
-    prog_sigma = param.Number(
-        default=0.0, bounds=(0, None), softbounds=(0, 0.3), label="Programming σ",
-        doc="Device-to-device programming variation σ (relative or absolute, see "
-            "prog_sigma_mode), redrawn each Monte-Carlo trial; >= 0.")
-    prog_sigma_mode = param.Selector(
-        default="relative", objects=["relative", "absolute"], label="σ mode",
-        doc="relative: G·(1 + σN); absolute: G + σ·(g_max − g_min)·N (NeuroSim).")
-    read_sigma = param.Number(
-        default=0.0, bounds=(0, None), softbounds=(0, 0.2), label="Read σ",
-        doc="Relative read noise G·(1 + σN), redrawn every forward pass; >= 0.")
-    stuck_at_gmin = param.Number(
-        default=0.0, bounds=(0, 1), label="Stuck at G min",
-        doc="Fraction of programmed cells stuck at g_min (SA0), 0 … 1.")
-    stuck_at_gmax = param.Number(
-        default=0.0, bounds=(0, 1), label="Stuck at G max",
-        doc="Fraction of programmed cells stuck at g_max (SA1), 0 … 1; SA0 + SA1 <= 1.")
-    seed = param.Integer(
-        default=0, bounds=(0, 2**63 - 1), label="Seed",
-        doc="Seed of programming variation, faults and read noise (same seed, same numbers).")
-
-    def tile_settings(self) -> TileSettings:
-        """The tile geometry and converters (raises InputError for inconsistent values)."""
-        return TileSettings(
-            tile_rows=self.tile_rows, tile_cols=self.tile_cols, dac_bits=self.dac_bits,
-            adc_bits=self.adc_bits, adc_range=self.adc_range,
-            adc_percentile=float(self.adc_percentile),
-            adc_fixed_range=float(self.adc_fixed_range), bit_serial=self.bit_serial,
-            cells_per_weight=1 if self.scheme == "offset" else 2)
-
-    def nonidealities(self) -> NonIdealities:
-        """The variation, read noise and faults as a :class:`NonIdealities`."""
-        return NonIdealities(
-            prog_sigma=self.prog_sigma, prog_sigma_mode=self.prog_sigma_mode,
-            read_sigma=self.read_sigma, stuck_at_gmin=self.stuck_at_gmin,
-            stuck_at_gmax=self.stuck_at_gmax)
-
-    def validate(self) -> None:
-        """Raise InputError if the combination of values is impossible."""
-        self.tile_settings()
-        self.nonidealities()
-
-    def summary(self) -> dict[str, Any]:
-        """Plain-data description (JSON-ready) of the configuration and its device."""
-        out = {name: getattr(self, name) for name in self.param if name not in ("name", "device")}
-        dev = self.device
-        out["device"] = {"preset": dev.preset, "source": dev.source, "g_min": dev.g_min,
-                         "g_max": dev.g_max, "levels": dev.levels,
-                         "nonlinearity": dev.nonlinearity}
-        return out
+from explorer.mapping import MappingResult, map_weights
+from explorer.nonideal import NonIdealities
+from explorer.settings.crossbar import CrossbarConfig
+from explorer.tiles import TiledConv2d, TiledLayer, TiledLinear
 
 
 def trial_seed(seed: int, trial: int, stream: int = 0) -> int:

@@ -21,7 +21,7 @@ Other curve sources: a measured table (:meth:`DeviceModel.from_table`,
 curve (:meth:`DeviceModel.from_points`, monotone PCHIP sampled at ``levels`` equally
 spaced pulse numbers).
 
-CSV format (``parse_device_csv``): UTF-8 text, a header row, one value column named
+CSV format (``parse_device_csv``, in :mod:`explorer.device_csv`): UTF-8 text, a header row, one value column named
 ``conductance`` (Siemens), ``conductance_uS`` (microsiemens) or ``resistance_ohm``
 (ohm, converted to 1/R), an optional ``pulse`` column (kept for plotting), other columns
 ignored; comma, semicolon or tab separated; at most 1 MB and 100,000 data rows. Row
@@ -30,28 +30,28 @@ numbers in messages are line numbers in the file (the header is row 1).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import param
-import torch
 
+from explorer.device_csv import (  # noqa: F401  (re-exported: the CSV reader's public names)
+    CSV_VALUE_COLUMNS,
+    MAX_CSV_BYTES,
+    MAX_CSV_ROWS,
+    DeviceTable,
+    parse_conductance_csv,
+    parse_device_csv,
+)
 from explorer.errors import InputError
 from explorer.paths import assets_dir
 
 NL_LIMIT = 10.0
 """Largest |NL| accepted (parameter bounds); a(NL) is extrapolated beyond the table's 6.01."""
 MIN_LEVELS, MAX_LEVELS = 2, 1024
-MAX_CSV_BYTES = 1_000_000
-MAX_CSV_ROWS = 100_000
-CSV_VALUE_COLUMNS = {"conductance": 1.0, "conductance_us": 1e-6, "resistance_ohm": None}
-"""Accepted value columns (case-insensitive) and their factor to Siemens (None: 1/value)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -111,135 +111,6 @@ def normalized_curve(x: np.ndarray, nl: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # CSV of measured conductances
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DeviceTable:
-    """A parsed device CSV: conductances (Siemens, file order), optional pulse numbers."""
-
-    conductance: np.ndarray
-    pulse: np.ndarray | None
-    column: str
-
-
-def _format_column_help() -> str:
-    return ("a header row naming one value column: conductance (S), conductance_uS or "
-            "resistance_ohm; optionally a pulse column")
-
-
-def _parse_cell(text: str, row: int, column: str, positive: bool) -> float:
-    cell = text.strip()
-    if not cell:
-        raise InputError(f"device CSV: row {row}, column {column!r}: empty cell")
-    try:
-        value = float(cell)
-    except ValueError:
-        raise InputError(
-            f"device CSV: row {row}, column {column!r}: {cell[:40]!r} is not a number"
-        ) from None
-    if not np.isfinite(value):
-        raise InputError(f"device CSV: row {row}, column {column!r}: {cell!r} is not finite")
-    if positive and value <= 0:
-        raise InputError(
-            f"device CSV: row {row}, column {column!r}: {cell!r} must be > 0"
-        )
-    if not positive and value < 0:
-        raise InputError(f"device CSV: row {row}, column {column!r}: {cell!r} must be >= 0")
-    return value
-
-
-def _delimiter(first_line: str) -> str:
-    for delim in (",", ";", "\t"):
-        if delim in first_line:
-            return delim
-    return ","
-
-
-def parse_device_csv(data: bytes) -> DeviceTable:
-    """Parse a device CSV file's bytes; every problem raises :class:`InputError`.
-
-    Messages name the row (line number, header = 1) and column of a bad cell: non-numeric,
-    NaN/inf, non-positive (pulse: negative), empty. The whole file is rejected when it is
-    empty, larger than 1 MB, not UTF-8, has more than 100,000 data rows, lacks a
-    recognised header, or holds fewer than 2 distinct conductances.
-    """
-    if isinstance(data, str):
-        raise InputError("device CSV: expected the file's bytes, got text; pass data.encode()")
-    data = bytes(data)
-    if len(data) > MAX_CSV_BYTES:
-        raise InputError(f"device CSV: the file has {len(data):,} bytes; at most 1 MB "
-                         f"({MAX_CSV_BYTES:,} bytes) is accepted")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"device CSV: the file is not UTF-8 text (invalid byte at offset "
-                         f"{exc.start}); save it as UTF-8 CSV") from None
-    if not text.strip():
-        raise InputError(f"device CSV: the file is empty; expected {_format_column_help()}, "
-                         "then one value per row")
-    first_line = next(line for line in text.splitlines() if line.strip())
-    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(first_line))
-    header: list[str] | None = None
-    header_row = 0
-    for cells in reader:
-        if any(c.strip() for c in cells):
-            header, header_row = [c.strip() for c in cells], reader.line_num
-            break
-    if header is None:  # unreachable: text has a non-blank line
-        raise InputError(f"device CSV: no header row; expected {_format_column_help()}")
-    names = [h.lower() for h in header]
-    if all(_is_number(h) for h in header if h):
-        raise InputError(f"device CSV: row {header_row} holds numbers, not a header; expected "
-                         f"{_format_column_help()}")
-    value_cols = [i for i, n in enumerate(names) if n in CSV_VALUE_COLUMNS]
-    if len(value_cols) != 1:
-        found = [header[i] for i in value_cols] or header
-        raise InputError(f"device CSV: expected exactly one value column (conductance, "
-                         f"conductance_uS or resistance_ohm); found {found}")
-    value_idx = value_cols[0]
-    value_name = header[value_idx]
-    pulse_cols = [i for i, n in enumerate(names) if n == "pulse"]
-    if len(pulse_cols) > 1:
-        raise InputError("device CSV: more than one 'pulse' column")
-    pulse_idx = pulse_cols[0] if pulse_cols else None
-
-    values: list[float] = []
-    pulses: list[float] = []
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        row = reader.line_num
-        if len(values) >= MAX_CSV_ROWS:
-            raise InputError(f"device CSV: more than {MAX_CSV_ROWS:,} data rows (row {row}); "
-                             "at most 100,000 are accepted")
-        cell = cells[value_idx] if value_idx < len(cells) else ""
-        values.append(_parse_cell(cell, row, value_name, positive=True))
-        if pulse_idx is not None:
-            cell = cells[pulse_idx] if pulse_idx < len(cells) else ""
-            pulses.append(_parse_cell(cell, row, header[pulse_idx], positive=False))
-    if not values:
-        raise InputError(f"device CSV: no data rows below the header (column {value_name!r})")
-    raw = np.asarray(values, dtype=np.float64)
-    factor = CSV_VALUE_COLUMNS[names[value_idx]]
-    g = 1.0 / raw if factor is None else raw * factor
-    distinct = np.unique(g).size
-    if distinct < MIN_LEVELS:
-        raise InputError(f"device CSV: column {value_name!r} has {distinct} distinct value(s); "
-                         f"at least {MIN_LEVELS} distinct conductance levels are needed")
-    pulse_arr = np.asarray(pulses, dtype=np.float64) if pulse_idx is not None else None
-    return DeviceTable(conductance=g, pulse=pulse_arr, column=value_name)
-
-
-def parse_conductance_csv(data: bytes) -> np.ndarray:
-    """Conductances in Siemens (file order, duplicates kept) from a device CSV's bytes."""
-    return parse_device_csv(data).conductance
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
 
 def _clean_table(conductances: Any) -> np.ndarray:
     """Sorted distinct conductances (S) of a measured table, validated."""
@@ -545,85 +416,13 @@ def _pchip(p_bytes: bytes, g_bytes: bytes) -> Any:
 # --------------------------------------------------------------------------------------
 # Non-idealities
 # --------------------------------------------------------------------------------------
-class NonIdealities(_SelfValidating):
-    """Programming variation, read noise and stuck-at faults, drawn from seeded generators.
-
-    :meth:`program` draws, per cell and per call, one standard normal (variation) and
-    one uniform (faults) from the given generator, in that order, whatever the settings,
-    so the same seed gives the same variation pattern with and without faults.
-    """
-
-    prog_sigma = param.Number(
-        default=0.0, bounds=(0, None), softbounds=(0, 0.3), label="Programming σ",
-        doc="Device-to-device programming variation σ: relative (G·(1+σN)) or absolute "
-            "(G + σ·(g_max−g_min)·N), see prog_sigma_mode; drawn once per trial.")
-    prog_sigma_mode = param.Selector(
-        default="relative", objects=["relative", "absolute"], label="σ mode",
-        doc="relative: σ is a fraction of G; absolute: a fraction of (g_max − g_min) (NeuroSim).")
-    read_sigma = param.Number(
-        default=0.0, bounds=(0, None), softbounds=(0, 0.2), label="Read σ",
-        doc="Relative read noise G·(1+σN), redrawn every forward pass.")
-    stuck_at_gmin = param.Number(
-        default=0.0, bounds=(0, 1), label="Stuck at G min",
-        doc="Fraction of cells stuck at g_min (SA0), 0 … 1; with stuck_at_gmax at most 1.")
-    stuck_at_gmax = param.Number(
-        default=0.0, bounds=(0, 1), label="Stuck at G max",
-        doc="Fraction of cells stuck at g_max (SA1), 0 … 1; with stuck_at_gmin at most 1.")
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self._validate()
-        self.param.watch(self._revert_if_invalid, ["stuck_at_gmin", "stuck_at_gmax"])
-
-    def _validate(self) -> None:
-        total = self.stuck_at_gmin + self.stuck_at_gmax
-        if total > 1:
-            raise InputError(f"stuck_at_gmin + stuck_at_gmax: must be at most 1, got "
-                             f"{self.stuck_at_gmin:g} + {self.stuck_at_gmax:g} = {total:g}")
-
-    @property
-    def is_ideal(self) -> bool:
-        """True when no variation, read noise or fault is set."""
-        return not (self.prog_sigma or self.read_sigma or self.stuck_at_gmin
-                    or self.stuck_at_gmax)
-
-    def program(self, g: torch.Tensor, device: DeviceModel,
-                generator: torch.Generator) -> torch.Tensor:
-        """Programmed conductances (S): target ``g`` with variation and stuck-at faults.
-
-        Clipped at ≥ 0 S. ``generator`` must live on ``g``'s device; the same seed gives
-        the same result.
-        """
-        if not isinstance(generator, torch.Generator):
-            raise InputError("generator: program() needs a seeded torch.Generator "
-                             "(torch.Generator(device).manual_seed(seed))")
-        noise = torch.randn(g.shape, generator=generator, device=g.device, dtype=g.dtype)
-        u = torch.rand(g.shape, generator=generator, device=g.device, dtype=g.dtype)
-        if self.prog_sigma_mode == "relative":
-            out = g * (1.0 + self.prog_sigma * noise)
-        else:
-            out = g + (self.prog_sigma * (device.g_max - device.g_min)) * noise
-        sa0, sa1 = self.stuck_at_gmin, self.stuck_at_gmax
-        if sa0 or sa1:
-            out = torch.where(u < sa0, torch.full_like(out, device.g_min), out)
-            out = torch.where((u >= sa0) & (u < sa0 + sa1), torch.full_like(out, device.g_max),
-                              out)
-        return out.clamp_min(0.0)
-
-    def read(self, g: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Conductances seen by one read (S): multiplicative read noise, clipped at ≥ 0 S.
-
-        Returns ``g`` itself when ``read_sigma`` is 0. ``generator=None`` draws from
-        torch's default generator (never seeded here).
-        """
-        if not self.read_sigma:
-            return g
-        noise = torch.randn(g.shape, generator=generator, device=g.device, dtype=g.dtype)
-        return (g * (1.0 + self.read_sigma * noise)).clamp_min(0.0)
 
 
-def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch.Generator on ``device`` seeded with ``seed`` (int ≥ 0)."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed: must be an integer >= 0, got {seed!r}")
-    return torch.Generator(device=device).manual_seed(int(seed))
+def __getattr__(name: str) -> Any:
+    """``NonIdealities`` and ``make_generator`` live in :mod:`explorer.nonideal` (torch);
+    importing them from here still works without loading torch for the curve model."""
+    if name in ("NonIdealities", "make_generator"):
+        from explorer import nonideal
+
+        return getattr(nonideal, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

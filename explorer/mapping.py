@@ -41,10 +41,8 @@ from torch import nn
 
 from explorer.device import MAX_LEVELS, DeviceModel
 from explorer.errors import InputError
+from explorer.settings.mapping import METHODS, SCALES, SCHEMES
 
-METHODS = ("linear", "min_error", "generalized", "exact")
-SCHEMES = ("offset", "differential", "differential_full")
-SCALES = ("max", "optimal")
 MAX_SCALE_ITERATIONS = 50
 """Upper bound on the alternating least-squares rounds of ``scale="optimal"``."""
 MIN_SCALE = 1e-12

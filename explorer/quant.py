@@ -36,7 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from explorer.device import DeviceModel, NonIdealities
+from explorer.device import DeviceModel
+from explorer.nonideal import NonIdealities
 from explorer.errors import InputError
 from explorer.mapping import lloyd_max, map_weights
 from explorer.relaxation import RelaxedSample, SoftRoundSample

@@ -42,9 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explorer.errors import InputError
+from explorer.settings.converters import ADC_RANGES, MAX_BITS
 
-ADC_RANGES = ("max", "percentile", "fixed")
-MAX_BITS = 16
 _PERCENTILE_SAMPLE = 1 << 22  # partial sums used for a percentile (strided subsample above)
 _NARROW_COLUMNS = 32  # up to this many columns, chunk sums are a matrix product
 

@@ -320,10 +320,10 @@ def test_source_without_data_is_rejected():
 
 # ---- non-idealities --------------------------------------------------------------------
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"prog_sigma": -0.1}, r"NonIdealities.prog_sigma' must be at least 0"),
-    ({"read_sigma": -1}, r"NonIdealities.read_sigma' must be at least 0"),
-    ({"stuck_at_gmin": 1.5}, r"NonIdealities.stuck_at_gmin' must be at most 1"),
-    ({"stuck_at_gmax": -0.1}, r"NonIdealities.stuck_at_gmax' must be at least 0"),
+    ({"prog_sigma": -0.1}, r"prog_sigma' must be at least 0"),
+    ({"read_sigma": -1}, r"read_sigma' must be at least 0"),
+    ({"stuck_at_gmin": 1.5}, r"stuck_at_gmin' must be at most 1"),
+    ({"stuck_at_gmax": -0.1}, r"stuck_at_gmax' must be at least 0"),
     ({"stuck_at_gmin": 0.6, "stuck_at_gmax": 0.5},
      r"stuck_at_gmin \+ stuck_at_gmax: must be at most 1, got 0.6 \+ 0.5 = 1.1"),
     ({"prog_sigma_mode": "gaussian"}, r"prog_sigma_mode"),
