@@ -61,6 +61,10 @@ class EvaluationResult:
     seconds: float
     setup_seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    calibration: str = ""
+    """Where the DAC/ADC calibration images came from (e.g. ``mnist-embedded train[:256]``)."""
+    workload: dict[str, Any] = field(default_factory=dict)
+    """Network, dataset and image count, when evaluated from settings."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data."""
@@ -130,21 +134,16 @@ def analog_batch_size(analog: CrossbarModel, batch_size: int) -> int:
     return max(1, batch_size // analog.input_planes)
 
 
-def calibration_images(data: str, fallback: Any, device: str | torch.device = "cpu",
-                       ) -> tuple[Tensor, str]:
+def calibration_images(data: str, fallback: Any = None, device: str | torch.device = "cpu",
+                       count: int = CALIBRATION_IMAGES) -> tuple[Tensor, str]:
     """Float calibration images for the DAC/ADC ranges and where they come from: the first
-    :data:`CALIBRATION_IMAGES` of dataset ``data``'s train split (no download), else of
-    ``fallback`` (the evaluated set). Shared by ``explorer evaluate`` and sweeps."""
-    from explorer.data import load_dataset
-    from explorer.errors import DatasetMissingError
+    ``count`` of dataset ``data``'s *training* split (:func:`explorer.workload.
+    calibration_images`; never the scored test images). ``fallback`` is not used (kept for
+    callers of the earlier signature)."""
+    from explorer.workload import calibration_images as train_images
 
-    try:
-        images = load_dataset(data, "train", limit=CALIBRATION_IMAGES, download=False).images
-        source = f"{data} train[:{len(images)}]"
-    except (DatasetMissingError, InputError):  # no train split here, or a smaller one
-        images = fallback.images[:CALIBRATION_IMAGES]
-        source = f"{data} test[:{len(images)}]"
-    return images.to(device).float().div_(255), source
+    images, source = train_images(data, count)
+    return images.to(device), source
 
 
 def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 1,
@@ -158,7 +157,10 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     ``dataset``: an :class:`~explorer.data.ImageDataset` or ``(images, labels)``
     (uint8 0…255 or float [0, 1] images); ``limit``: only its first images.
     ``calibration``: float images for the DAC/ADC ranges (default: the first
-    :data:`CALIBRATION_IMAGES` images of ``dataset``; labels are not used).
+    :data:`CALIBRATION_IMAGES` images of the *training* split when ``dataset`` is an
+    :class:`~explorer.data.ImageDataset` – as the CLI, sweeps and the dashboard do – and
+    the first images of a plain ``(images, labels)`` tuple, which has no training split;
+    the result's ``calibration`` says which).
     ``batch_size``: images per batch of the float model; the crossbar takes
     :func:`analog_batch_size` (divided by its input planes: bit-serial, signed passes).
     ``progress(fraction, message)`` is called before every batch; setting ``cancel``
@@ -178,8 +180,13 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     where = torch.device(device) if device is not None else _model_device(model)
     model = model.to(where).eval()
 
-    if calibration is None:
+    if calibration is not None:
+        calibration_source = "given"
+    elif hasattr(dataset, "name") and getattr(dataset, "split", "") == "test":
+        calibration, calibration_source = calibration_images(dataset.name, device=where)
+    else:
         calibration = _as_float(images[:CALIBRATION_IMAGES], where)
+        calibration_source = f"scored images[:{len(calibration)}] (no training split given)"
     if cancel is not None and cancel.is_set():
         raise Cancelled("evaluation cancelled before mapping")
     setup_start = time.perf_counter()
@@ -216,4 +223,4 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
         accuracies=accuracies, accuracy_mean=mean, accuracy_std=std,
         float_accuracy=float_correct / len(images), trials=trials, images=len(images),
         counters=analog.counters(), seconds=time.perf_counter() - start,
-        setup_seconds=setup_seconds, config=cfg.summary())
+        setup_seconds=setup_seconds, config=cfg.summary(), calibration=calibration_source)

@@ -53,22 +53,27 @@ def unknown_key(where: str, key: str, valid: Iterable[str]) -> InputError:
                       f"{', '.join(valid)}")
 
 
+def _num(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _bound_text(p: param.Parameter) -> str:
     low, high = p.bounds if p.bounds is not None else (None, None)
     inc_low, inc_high = getattr(p, "inclusive_bounds", (True, True))
     if low is not None and high is not None:
         left, right = "[" if inc_low else "(", "]" if inc_high else ")"
-        return f"in {left}{low:g}, {high:g}{right}"
+        return f"in {left}{_num(low)}, {_num(high)}{right}"
     if low is not None:
-        return f"{'>=' if inc_low else '>'} {low:g}"
+        return f"{'>=' if inc_low else '>'} {_num(low)}"
     if high is not None:
-        return f"{'<=' if inc_high else '<'} {high:g}"
+        return f"{'<=' if inc_high else '<'} {_num(high)}"
     return ""
 
 
-def allowed(p: param.Parameter) -> str:
-    """The allowed values of a declared parameter, in words (for error messages)."""
-    none = " or null" if p.allow_None else ""
+def allowed(p: param.Parameter, none_word: str = "null") -> str:
+    """The allowed values of a declared parameter, in words (for error messages);
+    ``none_word``: how None is written where it is allowed (``null`` in JSON)."""
+    none = f" or {none_word}" if p.allow_None else ""
     if isinstance(p, param.Boolean):
         return "true or false"
     if isinstance(p, param.Selector):
@@ -84,12 +89,13 @@ def allowed(p: param.Parameter) -> str:
     return f"a {type(p).__name__} value{none}"
 
 
-def checked_value(where: str, p: param.Parameter, value: Any) -> Any:
+def checked_value(where: str, p: param.Parameter, value: Any, none_word: str = "null") -> Any:
     """``value`` as the type ``p`` declares, within its bounds; else an InputError naming
     ``where`` (e.g. ``noise.prog_sigma``) and the allowed values. JSON-like input:
     integral floats are accepted as integers, never booleans as numbers."""
     def bad() -> InputError:
-        return InputError(f"{where}: {value!r} is not allowed; expected {allowed(p)}")
+        shown = none_word if value is None else repr(value)
+        return InputError(f"{where}: {shown} is not allowed; expected {allowed(p, none_word)}")
 
     if value is None:
         if p.allow_None:

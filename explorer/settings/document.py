@@ -121,19 +121,25 @@ class Settings(param.Parameterized):
         return out
 
     @classmethod
-    def from_dict(cls, data: Any) -> Settings:
+    def from_dict(cls, data: Any, base: Settings | None = None) -> Settings:
         """Settings from :meth:`to_dict`'s form (any older version migrated); missing keys
-        keep their defaults. Raises :class:`InputError` naming the first bad key."""
+        keep their defaults, or ``base``'s values. Raises :class:`InputError` naming the
+        first bad key; ``base`` is never changed."""
         data = migrate(data)
         sections = {part.section: part for part in parts()}
         known = ("schema", "version", DEVICE_SECTION, *sections)
         for key in data:
             if key not in known:
                 raise unknown_key("settings", str(key), known)
-        values = {name: checked_section(name, part, part.knobs(), data.get(name, {}))
+        start = base.to_dict() if base is not None else {}
+        values = {name: {**start.get(name, {}),
+                         **checked_section(name, part, part.knobs(), data.get(name, {}))}
                   for name, part in sections.items()}
-        device = device_from_dict(data[DEVICE_SECTION]) if DEVICE_SECTION in data \
-            else DeviceModel()
+        if DEVICE_SECTION in data:
+            device = device_from_dict(data[DEVICE_SECTION])
+        else:
+            device = device_from_dict(start[DEVICE_SECTION]) if base is not None \
+                else DeviceModel()
         workload = values.pop(WorkloadSettings.section)
         crossbar = CrossbarConfig(device=device, **{k: v for section in values.values()
                                                     for k, v in section.items()})
