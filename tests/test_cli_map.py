@@ -64,9 +64,10 @@ def test_map_text_output_and_device_csv(cli, capsys, checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--levels", "2000"], rr"--levels: 2000 is not allowed; expected an integer in \[2, 1024\]"),
-    (["--levels", "1"], rr"--levels: 1 is not allowed; expected an integer in \[2, 1024\]"),
-    (["--nonlinearity", "12"], rr"--nonlinearity: 12.0 is not allowed; expected a number in \[-10, 10\]"),
+    (["--levels", "2000"], r"--levels: 2000 is not allowed; expected an integer in \[2, 1024\]"),
+    (["--levels", "1"], r"--levels: 1 is not allowed; expected an integer in \[2, 1024\]"),
+    (["--nonlinearity", "12"],
+     r"--nonlinearity: 12.0 is not allowed; expected a number in \[-10, 10\]"),
     (["--g-min", "1e-3"], r"g_max: must be greater than g_min"),
     (["--clip", "0"], r"clip: must be a percentile in \(0, 100\]"),
     (["--bins", "0"], r"--bins: must be at least 1, got 0"),
