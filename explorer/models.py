@@ -295,3 +295,36 @@ def _resolve_checkpoint(name: str) -> tuple[str | None, Path]:
 def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The (name, module) pairs a crossbar holds: every Conv2d and Linear, in order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def load_network(name: str, weights: str = "", allow_code: bool = False
+                 ) -> tuple[nn.Module, dict]:
+    """The network ``name`` gives, eval mode, CPU, and its checkpoint (``{}`` for a network
+    the user brings): a pretrained name, a checkpoint path, ``ARCH:PATH``, ``FILE.py:FUNCTION``
+    (runs user code: only with ``allow_code``) or a ``torch.export`` file ``FILE.pt2``
+    (:mod:`explorer.user_models`). ``weights``: a state dict file loaded on top."""
+    from explorer.user_models import (
+        is_code_model,
+        is_exported_model,
+        load_code_model,
+        load_exported_model,
+        load_weights,
+    )
+
+    if is_code_model(name):
+        model, ckpt = load_code_model(name, allow_code=allow_code), {}
+    elif is_exported_model(name):
+        model, ckpt = load_exported_model(name), {}
+    else:
+        ckpt, path = read_named_checkpoint(name)
+        model = network_from_checkpoint(ckpt, path)
+    if weights:
+        load_weights(model, weights)
+    return model.eval(), ckpt
+
+
+def model_checkpoint(name: str) -> dict:
+    """The checkpoint behind a model name (``{}`` for a network the user brings)."""
+    from explorer.user_models import is_user_model
+
+    return {} if is_user_model(name) else read_named_checkpoint(name)[0]

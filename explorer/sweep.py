@@ -426,33 +426,34 @@ class SweepData:
 
 def load_sweep_data(model: str = "lenet5-mnist", data: str | None = None,
                     limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                    download: bool = True, learned_settings: bool = False) -> SweepData:
-    """Load a trained network (pretrained name or checkpoint) and its test images.
+                    download: bool = True, learned_settings: bool = False,
+                    workload: Any = None, allow_code: bool = False) -> SweepData:
+    """Load a trained network and its test images, as ``explorer evaluate`` does
+    (:func:`explorer.workload.load_workload`: calibration on the training split).
 
-    ``data`` defaults to the network's dataset; calibration as ``explorer evaluate``
-    (:func:`explorer.evaluate.calibration_images`). ``learned_settings``: a checkpoint's
-    codebooks and learned DAC/ADC ranges are applied on every grid point, as ``explorer
-    evaluate`` does (:class:`explorer.deploy.CheckpointBuilder`). Bad names, checkpoints
-    or limits raise :class:`InputError`.
+    ``data`` defaults to the network's dataset. ``workload``: a
+    :class:`~explorer.settings.WorkloadSettings` whose other knobs (weights, input size,
+    mean/std, split fraction, calibration images) apply; ``allow_code``: a
+    ``FILE.py:FUNCTION`` model may run. ``learned_settings``: a checkpoint's codebooks and
+    learned DAC/ADC ranges are applied on every grid point, as ``explorer evaluate`` does
+    (:class:`explorer.deploy.CheckpointBuilder`). Bad names, checkpoints or limits raise
+    :class:`InputError`.
     """
-    from explorer.data import load_dataset
     from explorer.deploy import checkpoint_settings
-    from explorer.evaluate import calibration_images
-    from explorer.models import MODELS, network_from_checkpoint, read_named_checkpoint
+    from explorer.settings import WorkloadSettings
+    from explorer.workload import load_workload
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
-    ckpt, path = read_named_checkpoint(model)
-    network = network_from_checkpoint(ckpt, path)
-    builder = checkpoint_settings(ckpt) if learned_settings else None
+    values = {} if workload is None else \
+        {k: v for k, v in workload.param.values().items() if k != "name"}
+    work = WorkloadSettings(**{**values, "model": model, "data": data or "", "limit": limit})
+    loaded = load_workload(work, download=download, allow_code=allow_code)
+    builder = checkpoint_settings(loaded.checkpoint) if learned_settings else None
     if builder is not None:
-        builder.check(network)  # before any grid point runs
-    if data is None:
-        data = next(spec.dataset for spec in MODELS.values() if type(network) is spec.build)
-    dataset = load_dataset(data, "test", limit=limit, download=download)
-    calibration, source = calibration_images(data, dataset)
-    return SweepData(network, dataset.images, dataset.labels, calibration, model, data, source,
-                     batch_size, builder)
+        builder.check(loaded.model)  # before any grid point runs
+    return SweepData(loaded.model, loaded.images, loaded.labels, loaded.calibration, model,
+                     loaded.data_name, loaded.calibration_source, batch_size, builder)
 
 
 # --------------------------------------------------------------------------------------

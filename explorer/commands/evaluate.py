@@ -42,7 +42,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dic
     """The settings of a run (declared defaults < ``--model``'s checkpoint < ``--config``
     < typed options), the checkpoint, and a report of what came from the checkpoint
     (None: it records no crossbar)."""
-    from explorer.models import read_named_checkpoint
+    from explorer.models import model_checkpoint
     from explorer.settings import Settings, WorkloadSettings
     from explorer.settings.options import read_config
     from explorer.workload import analog_builder, checkpoint_base
@@ -52,7 +52,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dic
         model = Settings.from_dict(read_config(args.config)).workload.model
     if model is None:
         model = WorkloadSettings.param["model"].default
-    ckpt, _ = read_named_checkpoint(model)
+    ckpt = model_checkpoint(model)
     base = checkpoint_base(Settings(), ckpt, args.ignore_checkpoint)
     settings = settings_from_args(args, base=base)
     settings.workload.model = model
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         def progress(fraction: float, message: str) -> None:
             print(f"\r{100 * fraction:5.1f} % {message:30s}", end="", file=sys.stderr)
     result = evaluate_settings(settings, device=args.device, progress=progress,
-                               ignore_checkpoint=args.ignore_checkpoint)
+                               ignore_checkpoint=args.ignore_checkpoint, allow_code=True)
     if progress is not None:
         print(file=sys.stderr)
     out = result.to_dict()

@@ -10,6 +10,8 @@ from typing import Any
 from explorer.cli import print_json
 from explorer.commands._options import add_crossbar_arguments, seed_from_args
 from explorer.errors import InputError
+from explorer.settings import WorkloadSettings
+from explorer.settings.options import add_part_arguments
 
 NAME = "sweep"
 HELP = ("Accuracy over a grid of crossbar/device parameters × Monte-Carlo trials, on Dask "
@@ -27,6 +29,10 @@ by `explorer train` (--model PATH) brings the crossbar it was trained for as the
 those options, and its codebooks and learned DAC/ADC ranges, as in `explorer evaluate`
 (--ignore-checkpoint: its weights only). Rerunning with the same --out skips the grid points
 already done."""
+
+
+SWEEP_OWN = ("model", "data", "limit", "trials", "batch_size")
+"""Workload knobs with this command's own options (the others are generated)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N test images")
     parser.add_argument("--batch-size", type=int, default=500, help="images per batch (500)")
     add_crossbar_arguments(parser)
+    add_part_arguments(parser, WorkloadSettings, skip=SWEEP_OWN)
     run = parser.add_argument_group("running")
     run.add_argument("--out", required=True, metavar="DIR",
                      help="output folder: results.csv, results.parquet, plots, cells/ "
@@ -103,12 +110,13 @@ def _check_options(args: argparse.Namespace, grid: dict[str, list[Any]]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from explorer.commands.evaluate import checkpoint_config, describe_checkpoint
-    from explorer.models import read_named_checkpoint
+    from explorer.models import model_checkpoint
+    from explorer.settings.options import settings_from_args
     from explorer.sweep import SweepSpec, connect, load_sweep_data, run_sweep
 
     grid = grid_from_args(args)
     _check_options(args, grid)
-    base, builder, checkpoint = checkpoint_config(args, read_named_checkpoint(args.model)[0])
+    base, builder, checkpoint = checkpoint_config(args, model_checkpoint(args.model))
     overrides = {k: getattr(args, k) for k in ("levels", "nonlinearity")
                  if getattr(args, k) is not None}
     spec = SweepSpec(base=base, grid=grid, trials=args.trials, seed=seed_from_args(args),
@@ -118,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         client, cluster = connect(args.scheduler, timeout=args.timeout)
     try:
         data = load_sweep_data(args.model, args.data, args.limit, batch_size=args.batch_size,
-                               learned_settings=builder is not None)
+                               learned_settings=builder is not None,
+                               workload=settings_from_args(args).workload, allow_code=True)
         cells = spec.cells(data.digest())  # every grid point validated before any work
         if client is None and not args.in_process:
             client, cluster = connect(None, args.workers)
