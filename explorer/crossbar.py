@@ -1,8 +1,9 @@
 """A trained network written into ReRAM crossbars (DESIGN.md §3–4).
 
 :class:`CrossbarConfig` (declared in :mod:`explorer.settings`, re-exported here) holds
-the hardware: device, mapping, tiles, converters and non-idealities. :func:`to_crossbar` deep-copies a model and replaces every Conv2d and
-Linear by an analog layer:
+the hardware: device, mapping, tiles, converters and non-idealities. :func:`to_crossbar`
+deep-copies a model and replaces every Conv1d, Conv2d and Linear called as a layer
+(:mod:`explorer.coverage`; the rest stays digital) by an analog layer:
 
 1. the weights are mapped to conductances (:func:`explorer.mapping.map_weights`);
 2. the DAC and ADC ranges are calibrated per layer on a calibration batch, with the
@@ -27,12 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from explorer.coverage import analog_children
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import MappingResult, map_weights
 from explorer.nonideal import NonIdealities
 from explorer.settings.crossbar import CrossbarConfig
-from explorer.tiles import TiledConv2d, TiledLayer, TiledLinear
+from explorer.tiles import TiledConv1d, TiledConv2d, TiledLayer, TiledLinear
 
 
 def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
@@ -84,15 +86,21 @@ class AnalogConv2d(_Programmed, TiledConv2d):
     """A Conv2d whose weights live in programmed ReRAM cells on tiles."""
 
 
+class AnalogConv1d(_Programmed, TiledConv1d):
+    """A Conv1d whose weights live in programmed ReRAM cells on tiles."""
+
+
 class AnalogLinear(_Programmed, TiledLinear):
     """A Linear whose weights live in programmed ReRAM cells on tiles."""
 
 
-AnalogLayer = AnalogConv2d | AnalogLinear
+AnalogLayer = AnalogConv1d | AnalogConv2d | AnalogLinear
+_ANALOG_KIND = ((nn.Conv1d, AnalogConv1d), (nn.Conv2d, AnalogConv2d),
+                (nn.Linear, AnalogLinear))
 
 
 class CrossbarModel(nn.Module):
-    """A network with its Conv2d/Linear layers on crossbars; ``forward`` as the original.
+    """A network with its Conv1d/Conv2d/Linear layers on crossbars; ``forward`` as the original.
 
     ``network`` is the converted deep copy; :meth:`reprogram` starts a new Monte-Carlo
     trial; :meth:`counters` gives the hardware counts per layer.
@@ -195,21 +203,18 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
     layers: dict[str, AnalogLayer] = {}
-    for parent_name, parent in list(network.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if not isinstance(child, (nn.Conv2d, nn.Linear)):
-                continue
-            name = f"{parent_name}.{child_name}" if parent_name else child_name
-            codebook = books.get(name)
-            mapped = map_weights(child.weight.detach(), cfg.device, method=cfg.mapping,
-                                 scheme=cfg.scheme, scale=cfg.scale,
-                                 codebook=None if codebook is None else
-                                 codebook.to(child.weight.device))
-            kind = AnalogConv2d if isinstance(child, nn.Conv2d) else AnalogLinear
-            layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)
-            layer._attach(mapped, nonideal, cfg.device)
-            setattr(parent, child_name, layer)
-            layers[name] = layer
+    for name, parent, child_name, child in analog_children(network):
+        codebook = books.get(name)
+        mapped = map_weights(child.weight.detach(), cfg.device, method=cfg.mapping,
+                             scheme=cfg.scheme, scale=cfg.scale,
+                             codebook=None if codebook is None else
+                             codebook.to(child.weight.device))
+        kind = next(analog for torch_type, analog in _ANALOG_KIND
+                    if isinstance(child, torch_type))
+        layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)
+        layer._attach(mapped, nonideal, cfg.device)
+        setattr(parent, child_name, layer)
+        layers[name] = layer
     analog = CrossbarModel(network, cfg, layers).eval()
     if calibration is not None:
         calibrate(analog, calibration)
@@ -243,5 +248,6 @@ def calibrate(analog: CrossbarModel, images: Tensor) -> None:
     analog.reprogram(analog.trial, analog.seed)
 
 
-__all__ = ["AnalogConv2d", "AnalogLinear", "CrossbarConfig", "CrossbarModel", "TiledLayer",
+__all__ = ["AnalogConv1d", "AnalogConv2d", "AnalogLinear", "CrossbarConfig", "CrossbarModel",
+           "TiledLayer",
            "calibrate", "to_crossbar", "trial_seed"]

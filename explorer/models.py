@@ -293,8 +293,11 @@ def _resolve_checkpoint(name: str) -> tuple[str | None, Path]:
 
 
 def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The (name, module) pairs a crossbar holds: every Conv2d and Linear, in order."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    """The (name, module) pairs a crossbar holds: every Conv1d, Conv2d and Linear called as
+    a layer (:func:`explorer.coverage.analog_children`), in order."""
+    from explorer.coverage import analog_children
+
+    return [(name, child) for name, _, _, child in analog_children(model)]
 
 
 def load_network(name: str, weights: str = "", allow_code: bool = False

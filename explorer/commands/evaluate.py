@@ -105,6 +105,7 @@ def describe_checkpoint(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from explorer.coverage import digital_warning
     from explorer.workload import evaluate_settings
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -130,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
           f"float {100 * result.float_accuracy:.2f} %")
     if report is not None:
         print(describe_checkpoint(report))
+    warning = digital_warning(out)
+    if warning is not None:
+        print(warning)
     total = result.counters["total"]
     print(f"tiles {total['tiles']}, cells {total['cells']:,}, ADC conversions/image "
           f"{total['adc_conversions']:,}, DAC cycles/image {total['dac_cycles']:,}; "
