@@ -22,6 +22,7 @@ reference column is taken as noise-free.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -180,7 +181,8 @@ class CrossbarModel(nn.Module):
 
 
 def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | None = None,
-                trial: int = 0, codebooks: dict[str, Tensor] | None = None) -> CrossbarModel:
+                trial: int = 0, codebooks: dict[str, Tensor] | None = None,
+                only: Collection[str] | None = None) -> CrossbarModel:
     """The crossbar counterpart of ``model`` (which is left unchanged), in eval mode.
 
     ``calibration``: float images [N, C, H, W] (a few hundred) for the DAC/ADC ranges;
@@ -188,7 +190,9 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     ``trial``: the Monte-Carlo trial programmed first (see :meth:`CrossbarModel.reprogram`).
     ``codebooks``: per layer name, the weight values a ``generalized`` mapping writes
     instead of its own Lloyd-Max codebook (e.g. learned by ``gq``; used only when
-    ``cfg.mapping`` is ``generalized``).
+    ``cfg.mapping`` is ``generalized``). ``only``: the names of the layers put on crossbars
+    (default: every layer :func:`explorer.coverage.analog_children` finds); the others
+    stay digital (float), e.g. for one layer's sensitivity.
     """
     if not isinstance(cfg, CrossbarConfig):
         raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
@@ -203,7 +207,10 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
     layers: dict[str, AnalogLayer] = {}
-    for name, parent, child_name, child in analog_children(network):
+    candidates = analog_children(network)
+    for name, parent, child_name, child in candidates:
+        if only is not None and name not in only:
+            continue
         codebook = books.get(name)
         mapped = map_weights(child.weight.detach(), cfg.device, method=cfg.mapping,
                              scheme=cfg.scheme, scale=cfg.scale,
@@ -215,6 +222,10 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
         layer._attach(mapped, nonideal, cfg.device)
         setattr(parent, child_name, layer)
         layers[name] = layer
+    if only is not None and set(only) - set(layers):
+        unknown = sorted(set(only) - set(layers))
+        raise InputError(f"only: {unknown} are not crossbar layers of this network; "
+                         f"layers: {[name for name, *_ in candidates]}")
     analog = CrossbarModel(network, cfg, layers).eval()
     if calibration is not None:
         calibrate(analog, calibration)
