@@ -1,0 +1,52 @@
+"""The Layers view (explorer/ui/layers_view.py) driven through its Param model, no browser."""
+
+from __future__ import annotations
+
+import pytest
+
+pn = pytest.importorskip("panel")
+
+from explorer.crossbar import CrossbarConfig  # noqa: E402
+from explorer.ui.layers_view import LayersView  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def view_and_report():
+    view = LayersView(CrossbarConfig(adc_bits=3, tile_rows=128), limit=200)
+    report = view.run()
+    return view, report
+
+
+def test_inspect_fills_every_pane_from_the_report(view_and_report):
+    view, report = view_and_report
+    assert view.error == ""
+    names = [layer["name"] for layer in report["layers"]]
+    assert names == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert list(view._table_source.data["name"]) == names
+    assert list(view._bars.x_range.factors) == names
+    drops = [100 * layer["sensitivity"]["drop"] for layer in report["layers"]]
+    assert list(view._bars_source.data["drop"]) == pytest.approx(drops)
+    worst = max(report["layers"], key=lambda layer: layer["sensitivity"]["drop"])["name"]
+    assert view.layer == worst  # the view opens on the layer that hurts most
+    if report["worst"]["drop"] > 0:
+        assert f"**{worst} hurts most**" in view._answer.object
+
+
+def test_choosing_a_layer_shows_its_partial_sums_and_tile(view_and_report):
+    view, report = view_and_report
+    layer = report["layers"][1]
+    view.layer = layer["name"]
+    assert list(view._hist_source.data["count"]) == layer["partial_sums"]["counts"]
+    assert view._spans[1].visible and view._spans[1].location == pytest.approx(
+        layer["partial_sums"]["adc_range"])
+    tile = view._heat_source.data["image"][0]
+    assert tile.shape == (len(layer["heatmaps"][0]["g_pos"]),
+                          len(layer["heatmaps"][0]["g_pos"][0]))
+
+
+def test_a_code_model_is_refused_in_the_dashboard(tmp_path):
+    code = tmp_path / "net.py"
+    code.write_text("raise SystemExit('must not run')\n")
+    view = LayersView(CrossbarConfig(), model=f"{code}:build")
+    assert view.run() is None
+    assert "command line or a notebook" in view.error
