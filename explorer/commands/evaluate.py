@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use only the checkpoint's weights: default crossbar settings, "
                              "no codebooks or learned ranges")
     add_settings_arguments(parser)  # --config, device, crossbar and workload (--model …)
+    parser.add_argument("--programmed", default=None, metavar="DIR",
+                        help="evaluate exactly the conductances and DAC/ADC ranges a folder "
+                             "of `explorer export` holds, with its settings (workload "
+                             "options may change the images)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="torch device (default cpu)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -87,6 +91,49 @@ def checkpoint_config(args: argparse.Namespace, ckpt: dict[str, Any]
                            **settings.applied(cfg)}
 
 
+def evaluate_programmed(args: argparse.Namespace, progress: Any = None
+                        ) -> tuple[Any, Any, dict | None]:
+    """``--programmed DIR``: the settings of the export, its result on the (possibly
+    changed) workload with exactly its conductances, and the export's checkpoint report."""
+    from explorer.evaluate import evaluate
+    from explorer.programmed import TrialBuilder, read_manifest
+    from explorer.settings import Settings
+    from explorer.workload import analog_builder, load_workload
+
+    typed = typed_options(args)
+    if args.config is not None:
+        typed.insert(0, "--config")
+    if args.ignore_checkpoint:
+        typed.append("--ignore-checkpoint")
+    if args.trials not in (None, 1):
+        typed.append("--trials")
+    if typed:
+        raise InputError(f"--programmed: the exported folder defines the crossbar and its one "
+                         f"trial; do not combine it with {', '.join(typed)}")
+    manifest = read_manifest(args.programmed)
+    try:
+        base = Settings.from_dict(manifest.get("settings"))
+    except InputError as exc:
+        raise InputError(f"--programmed: the manifest's settings: {exc}") from None
+    settings = settings_from_args(args, base=base)
+    settings.workload.trials = 1
+    trial = manifest.get("trial", 0)
+    if isinstance(trial, bool) or not isinstance(trial, int) or trial < 0:
+        raise InputError(f"--programmed: the manifest's trial {trial!r} is not an integer >= 0")
+    work = settings.workload
+    loaded = load_workload(work, allow_code=True)
+    ckpt_builder = analog_builder(loaded.checkpoint, bool(manifest.get("ignore_checkpoint")))
+    builder = TrialBuilder(trial, ckpt_builder, folder=args.programmed, manifest=manifest)
+    result = evaluate(loaded.model, (loaded.images, loaded.labels), settings.crossbar,
+                      trials=1, batch_size=work.batch_size, calibration=loaded.calibration,
+                      progress=progress, device=args.device, analog_builder=builder)
+    result.calibration = loaded.calibration_source
+    result.workload = {"model": loaded.model_name, "data": loaded.data_name,
+                       "images": len(loaded.images), "programmed": str(args.programmed),
+                       "trial": trial}
+    return settings, result, manifest.get("checkpoint")
+
+
 def describe_checkpoint(report: dict[str, Any]) -> str:
     """One line saying which settings came from the checkpoint."""
     if not report["used"]:
@@ -110,18 +157,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device: cuda is not available on this machine; use cpu")
-    settings, _, report = resolve_settings(args)
     progress = None
     if not args.json and sys.stderr.isatty():
         def progress(fraction: float, message: str) -> None:
             print(f"\r{100 * fraction:5.1f} % {message:30s}", end="", file=sys.stderr)
-    result = evaluate_settings(settings, device=args.device, progress=progress,
-                               ignore_checkpoint=args.ignore_checkpoint, allow_code=True)
+    if args.programmed is not None:
+        settings, result, report = evaluate_programmed(args, progress)
+    else:
+        settings, _, report = resolve_settings(args)
+        result = evaluate_settings(settings, device=args.device, progress=progress,
+                                   ignore_checkpoint=args.ignore_checkpoint, allow_code=True)
     if progress is not None:
         print(file=sys.stderr)
     out = result.to_dict()
     model, data = settings.workload.model, result.workload["data"]
     out.update(model=model, data=data, checkpoint=report, settings=settings.to_dict())
+    if args.programmed is not None:
+        out["programmed"] = {"folder": args.programmed, "trial": result.workload["trial"]}
     if args.json:
         print_json(out)
         return 0
@@ -129,7 +181,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{model} on {data} ({result.images} images): crossbar accuracy "
           f"{100 * result.accuracy_mean:.2f}{std} % over {result.trials} trial(s), "
           f"float {100 * result.float_accuracy:.2f} %")
-    if report is not None:
+    if args.programmed is not None:
+        print(f"programmed conductances and DAC/ADC ranges from {args.programmed} (trial "
+              f"{result.workload['trial']})")
+    elif report is not None:
         print(describe_checkpoint(report))
     warning = digital_warning(out)
     if warning is not None:
