@@ -3,7 +3,8 @@
 * ``FILE.py:FUNCTION`` runs ``FILE.py`` and calls ``FUNCTION()``, which must return an
   ``nn.Module``. This executes the user's code: only the CLI and notebooks load such
   models (``allow_code=True``); the dashboard never does.
-* ``FILE.pt2`` is a ``torch.export`` program (``torch.export.save``). Its
+* ``FILE.pt2`` is a ``torch.export`` program (``torch.export.save``; export the network
+  in eval mode, and with a dynamic batch dimension to score batches of other sizes). Its
   :meth:`~torch.export.ExportedProgram.module` is a graph of aten calls, not of layers:
   :func:`layers_from_graph` rebuilds every ``conv1d``/``conv2d``/``linear`` call whose
   weight is a parameter into an ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` submodule (same
@@ -109,9 +110,28 @@ def load_exported_model(file: str) -> nn.Module:
     except Exception as exc:
         raise InputError(f"model: {path.name} is not a readable torch.export program "
                          f"({_first_line(exc)})") from None
+    _check_batch_dimension(program, path.name)
     graph_module = program.module()
+    for name in ("train", "eval"):  # torch refuses mode switches on an exported program;
+        graph_module.__dict__.pop(name, None)  # they only set flags on the rebuilt layers
     layers_from_graph(graph_module)
     return graph_module.eval()
+
+
+def _check_batch_dimension(program: Any, name: str) -> None:
+    """InputError if the program's first input has a fixed batch size (torch.export
+    specialises unmarked dimensions: such a program runs one batch size only)."""
+    inputs = [node for node in program.graph.nodes if node.op == "placeholder"
+              and node.name in program.graph_signature.user_inputs]
+    if not inputs:
+        raise InputError(f"model: {name} takes no tensor input")
+    value = inputs[0].meta.get("val")
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) and isinstance(shape[0], int):
+        raise InputError(
+            f"model: {name} was exported for batches of exactly {shape[0]} image(s); export "
+            f"it with a dynamic batch dimension, e.g. dynamic_shapes={{{inputs[0].name!r}: "
+            "{0: torch.export.Dim('batch')}}")
 
 
 _CONV = {
@@ -126,6 +146,12 @@ def _arg(node: torch.fx.Node, index: int, name: str, default: Any) -> Any:
     if len(node.args) > index:
         return node.args[index]
     return node.kwargs.get(name, default)
+
+
+def _tuple(value: Any, dims: int) -> tuple[int, ...]:
+    """An aten int-list argument (an int, or a list of one or ``dims`` ints) as a tuple."""
+    values = [value] if isinstance(value, int) else list(value)
+    return tuple(values * dims) if len(values) == 1 else tuple(values)
 
 
 def _layer_for(node: torch.fx.Node, weight: Tensor, bias: Tensor | None) -> nn.Module | None:
@@ -147,9 +173,9 @@ def _layer_for(node: torch.fx.Node, weight: Tensor, bias: Tensor | None) -> nn.M
         cls = nn.Conv1d if dims == 1 else nn.Conv2d
         padding = _arg(node, 4, "padding", 0)
         layer = cls(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
-                    stride=tuple(_arg(node, 3, "stride", 1)),
-                    padding=padding if isinstance(padding, str) else tuple(padding),
-                    dilation=tuple(_arg(node, 5, "dilation", 1)), groups=groups,
+                    stride=_tuple(_arg(node, 3, "stride", 1), dims),
+                    padding=padding if isinstance(padding, str) else _tuple(padding, dims),
+                    dilation=_tuple(_arg(node, 5, "dilation", 1), dims), groups=groups,
                     bias=bias is not None)
     else:
         return None
