@@ -11,6 +11,9 @@ Monte-Carlo trial) and reports per analog layer:
 * ``snr_db`` – the layer's output SNR ``10·log10(Σy² / Σ(ŷ − y)²)``: ŷ the crossbar
   layer's output, y the float layer's, both on the same inputs (the crossbar network's
   activations), so it holds mapping, programming, read noise, DAC and ADC together;
+  split into ``snr_cells_db`` (y_c − y, with y_c the float layer computed with the cells'
+  weights of the same read: mapping, programming, read noise) and ``snr_converters_db``
+  (ŷ − y_c: DAC and ADC), each against the same signal Σy²;
 * ``sensitivity`` – the network's accuracy with only this layer on a crossbar and every
   other layer in float (its own converters calibrated in that network), with its
   binomial standard error ``sqrt(a(1 − a)/N)`` (one trial: differences below about two
@@ -127,7 +130,18 @@ def layer_report(name: str, layer: Any, float_layer: nn.Module, x: Tensor, bins:
         if bits is not None and sums.numel() else 0.0
     out["partial_sums"] = _histogram(sums, adc_range, bins)
     del sums
-    out["snr_db"] = _snr_db(float_layer(x), layer(x))
+    y = float_layer(x)
+    read = layer.forward_weight()  # this read's weights (read noise drawn once)
+    shape = float_layer.weight.shape
+    y_cells = torch.func.functional_call(float_layer, {"weight": read.reshape(shape)}, (x,))
+    layer.forward_weight = lambda: read  # the tiled pass reads the same cells
+    try:
+        y_hat = layer(x)
+    finally:
+        del layer.forward_weight
+    out["snr_db"] = _snr_db(y, y_hat)
+    out["snr_cells_db"] = _snr_db(y, y_cells)
+    out["snr_converters_db"] = _snr_db(y, y + (y_hat - y_cells))
     heatmaps = []
     for block in tile_blocks(layer)[:heatmap_tiles]:
         g_pos, pooled = _heatmap(block_of(layer.g_pos, block), heatmap_size)
@@ -145,18 +159,19 @@ def layer_report(name: str, layer: Any, float_layer: nn.Module, x: Tensor, bins:
 
 def why(layer: dict[str, Any]) -> str:
     """The likely main reason a layer loses accuracy, from its numbers: ADC clipping when
-    more than :data:`CLIP_NOTABLE` of its partial sums clip; else the weight error when
-    the output SNR is within 3 dB of the programmed weights' SNR (the weights set the
-    noise floor); else the converters' resolution (ADC/DAC rounding)."""
+    more than :data:`CLIP_NOTABLE` of its partial sums clip; else the larger of the two
+    measured output errors – the cells' (mapping, programming, read noise) or the
+    converters' (DAC/ADC rounding)."""
     if layer["clip_rate"] > CLIP_NOTABLE:
         return (f"ADC clipping: {100 * layer['clip_rate']:.1f} % of its partial sums lie "
                 "beyond the ADC range")
-    if layer["snr_db"] >= layer["weight_snr_db"] - 3.0:
-        return (f"weight error: output SNR {layer['snr_db']:.1f} dB follows the programmed "
-                f"weights' SNR {layer['weight_snr_db']:.1f} dB (mapping rmse/w_max "
+    cells, converters = layer["snr_cells_db"], layer["snr_converters_db"]
+    if cells <= converters:
+        return (f"weight error of the cells: output SNR {cells:.1f} dB from the cells "
+                f"alone, {converters:.1f} dB from the converters alone (mapping rmse/w_max "
                 f"{layer['mapping']['rmse_rel']:.3f})")
-    return (f"converter resolution: output SNR {layer['snr_db']:.1f} dB is below the "
-            f"weights' {layer['weight_snr_db']:.1f} dB (ADC/DAC rounding)")
+    return (f"converter resolution: output SNR {converters:.1f} dB from the DAC/ADC "
+            f"rounding alone, {cells:.1f} dB from the cells alone")
 
 
 def inspect_network(model: nn.Module, images: Tensor, labels: Tensor, cfg: CrossbarConfig,

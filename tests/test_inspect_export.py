@@ -48,6 +48,12 @@ def test_layer_report_against_a_hand_computed_tiled_linear():
     snr = 10 * math.log10(float((y.double() ** 2).sum()) / float(((y_hat - y).double() ** 2)
                                                                  .sum()))
     assert report["snr_db"] == pytest.approx(snr, abs=1e-3)
+    y_cells = x.double() @ w.T + fc.bias.detach().double()  # the cells' weights, no converters
+    power = float((y.double() ** 2).sum())
+    assert report["snr_cells_db"] == pytest.approx(
+        10 * math.log10(power / float(((y_cells - y) ** 2).sum())), abs=1e-3)
+    assert report["snr_converters_db"] == pytest.approx(
+        10 * math.log10(power / float(((y_hat - y_cells) ** 2).sum())), abs=1e-3)
     w_float = fc.weight.detach().double()
     weight_snr = 10 * math.log10(float((w_float ** 2).sum()) / float(((w - w_float) ** 2)
                                                                      .sum()))

@@ -79,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
           f"{report['trial']}): crossbar accuracy {100 * report['accuracy']:.2f} %, float "
           f"{100 * report['float_accuracy']:.2f} %")
     print(f"{'layer':16s} {'tiles':>5s} {'rmse/w_max':>10s} {'clip %':>7s} {'SNR dB':>7s} "
-          f"{'w SNR dB':>8s} {'alone %':>8s}")
+          f"{'cells dB':>8s} {'conv. dB':>8s} {'alone %':>8s}")
     for layer in report["layers"]:
         alone = layer.get("sensitivity")
         shown = f"{100 * alone['accuracy']:8.2f}" if alone else f"{'-':>8s}"
         print(f"{layer['name']:16s} {layer['tiles']:5d} {layer['mapping']['rmse_rel']:10.4f} "
               f"{100 * layer['clip_rate']:7.2f} {_db(layer['snr_db']):>7s} "
-              f"{_db(layer['weight_snr_db']):>8s} {shown}")
+              f"{_db(layer['snr_cells_db']):>8s} {_db(layer['snr_converters_db']):>8s} "
+              f"{shown}")
     worst = report["worst"]
     if worst is not None:
         if worst["drop"] > 0:

@@ -2,7 +2,7 @@
 
 A bar per crossbar layer shows the accuracy lost with only that layer on a crossbar (the
 rest in float); the table beside it holds the numbers that explain it (mapping error,
-ADC clipping, output and weight SNR); for the chosen layer, the partial-sum histogram
+ADC clipping, output SNR split into the cells' and the converters' share); for the chosen layer, the partial-sum histogram
 against the ADC range ±R and the conductance heatmap of its first tile. The panes are
 built once; :meth:`LayersView.show` updates their data from a report.
 """
@@ -22,7 +22,8 @@ from explorer.errors import InputError
 from explorer.settings import CrossbarConfig
 
 TABLE_COLUMNS = [("name", "layer"), ("tiles", "tiles"), ("rmse_rel", "RMSE / w_max"),
-                 ("clip", "ADC clip %"), ("snr", "output SNR dB"), ("wsnr", "weight SNR dB"),
+                 ("clip", "ADC clip %"), ("snr", "output SNR dB"), ("cells", "cells SNR dB"),
+                 ("conv", "converters SNR dB"),
                  ("alone", "alone on crossbar %")]
 
 
@@ -148,7 +149,8 @@ class LayersView(pn.viewable.Viewer):
             "rmse_rel": [round(layer["mapping"]["rmse_rel"], 4) for layer in layers],
             "clip": [round(100 * layer["clip_rate"], 3) for layer in layers],
             "snr": [_db(layer["snr_db"]) for layer in layers],
-            "wsnr": [_db(layer["weight_snr_db"]) for layer in layers],
+            "cells": [_db(layer["snr_cells_db"]) for layer in layers],
+            "conv": [_db(layer["snr_converters_db"]) for layer in layers],
             "alone": [round(100 * layer["sensitivity"]["accuracy"], 2)
                       if "sensitivity" in layer else None for layer in layers]}
         worst = (report.get("worst") or {}).get("layer")
