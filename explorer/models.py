@@ -262,6 +262,10 @@ def read_named_checkpoint(name: str) -> tuple[dict, Path]:
 def network_from_checkpoint(ckpt: dict, path: str | Path) -> nn.Module:
     """The network of a checkpoint read from ``path`` (its ``state_dict``), eval mode, CPU."""
     arch = ckpt.get("architecture")
+    if arch is None and isinstance(ckpt.get("model"), str):
+        raise InputError(
+            f"model: checkpoint {str(path)!r} was trained from {ckpt['model']}; evaluate it "
+            f"with --model {ckpt['model']} --weights {path}")
     if arch is None:
         raise InputError(
             f"model: checkpoint {str(path)!r} does not say its architecture; "
@@ -302,9 +306,9 @@ def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def load_network(name: str, weights: str = "", allow_code: bool = False
                  ) -> tuple[nn.Module, dict]:
-    """The network ``name`` gives, eval mode, CPU, and its checkpoint (``{}`` for a network
-    the user brings): a pretrained name, a checkpoint path, ``ARCH:PATH``, ``FILE.py:FUNCTION``
-    (runs user code: only with ``allow_code``) or a ``torch.export`` file ``FILE.pt2``
+    """The network ``name`` gives, eval mode, CPU, and its checkpoint (:func:`model_checkpoint`):
+    a pretrained name, a checkpoint path, ``ARCH:PATH``, ``FILE.py:FUNCTION`` (runs user
+    code: only with ``allow_code``) or a ``torch.export`` file ``FILE.pt2``
     (:mod:`explorer.user_models`). ``weights``: a state dict file loaded on top."""
     from explorer.user_models import (
         is_code_model,
@@ -314,20 +318,29 @@ def load_network(name: str, weights: str = "", allow_code: bool = False
         load_weights,
     )
 
+    ckpt = None
     if is_code_model(name):
-        model, ckpt = load_code_model(name, allow_code=allow_code), {}
+        model = load_code_model(name, allow_code=allow_code)
     elif is_exported_model(name):
-        model, ckpt = load_exported_model(name), {}
+        model = load_exported_model(name)
     else:
         ckpt, path = read_named_checkpoint(name)
         model = network_from_checkpoint(ckpt, path)
     if weights:
         load_weights(model, weights)
-    return model.eval(), ckpt
+    return model.eval(), model_checkpoint(name, weights) if ckpt is None else ckpt
 
 
-def model_checkpoint(name: str) -> dict:
-    """The checkpoint behind a model name (``{}`` for a network the user brings)."""
-    from explorer.user_models import is_user_model
+def model_checkpoint(name: str, weights: str = "") -> dict:
+    """The checkpoint behind a model: a named checkpoint's; for a network the user brings,
+    its ``--weights`` file when that is a checkpoint of ``explorer train`` (it records the
+    crossbar trained for), else ``{}``."""
+    from explorer.user_models import is_user_model, read_weights_file
 
-    return {} if is_user_model(name) else read_named_checkpoint(name)[0]
+    if not is_user_model(name):
+        return read_named_checkpoint(name)[0]
+    if weights:
+        stored = read_weights_file(weights)
+        if isinstance(stored.get("state_dict"), dict) and "method" in stored:
+            return stored
+    return {}

@@ -242,8 +242,9 @@ def layers_from_graph(gm: torch.fx.GraphModule) -> list[str]:
     return rebuilt
 
 
-def read_weights(file: str) -> dict[str, Tensor]:
-    """The state dict in ``file`` (``torch.load(..., weights_only=True)``)."""
+def read_weights_file(file: str) -> dict[str, Any]:
+    """The dict in a weights file (``torch.load(..., weights_only=True)``): a state dict,
+    or a checkpoint with a ``state_dict`` entry (e.g. written by ``explorer train``)."""
     path = Path(file).expanduser()
     if not path.is_file():
         raise InputError(f"weights: the weights file {file!r} does not exist")
@@ -252,11 +253,19 @@ def read_weights(file: str) -> dict[str, Tensor]:
     except Exception as exc:
         raise InputError(f"weights: {path.name} is not a readable state dict "
                          f"({_first_line(exc)})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+    if not isinstance(obj, dict):
         raise InputError(f"weights: {path.name} holds a {type(obj).__name__}, not a state "
                          "dict of tensors")
+    return obj
+
+
+def read_weights(file: str) -> dict[str, Tensor]:
+    """The state dict in ``file`` (see :func:`read_weights_file`)."""
+    obj = read_weights_file(file)
+    if isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not all(isinstance(v, Tensor) for v in obj.values()):
+        raise InputError(f"weights: {Path(file).name} is not a state dict of tensors")
     return obj
 
 
@@ -283,4 +292,5 @@ def load_weights(model: nn.Module, file: str) -> nn.Module:
 
 
 __all__ = ["is_code_model", "is_exported_model", "is_user_model", "layers_from_graph",
-           "load_code_model", "load_exported_model", "load_weights", "read_weights"]
+           "load_code_model", "load_exported_model", "load_weights", "read_weights",
+           "read_weights_file"]

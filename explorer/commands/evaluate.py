@@ -51,12 +51,14 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dic
     from explorer.settings.options import read_config
     from explorer.workload import analog_builder, checkpoint_base
 
-    model = args.model
-    if model is None and args.config is not None:
-        model = Settings.from_dict(read_config(args.config)).workload.model
+    model, weights = args.model, args.weights
+    if (model is None or weights is None) and args.config is not None:
+        configured = Settings.from_dict(read_config(args.config)).workload
+        model = configured.model if model is None else model
+        weights = configured.weights if weights is None else weights
     if model is None:
         model = WorkloadSettings.param["model"].default
-    ckpt = model_checkpoint(model)
+    ckpt = model_checkpoint(model, weights or "")
     base = checkpoint_base(Settings(), ckpt, args.ignore_checkpoint)
     settings = settings_from_args(args, base=base)
     settings.workload.model = model

@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     grid = grid_from_args(args)
     _check_options(args, grid)
-    base, builder, checkpoint = checkpoint_config(args, model_checkpoint(args.model))
+    base, builder, checkpoint = checkpoint_config(
+        args, model_checkpoint(args.model, args.weights or ""))
     overrides = {k: getattr(args, k) for k in ("levels", "nonlinearity")
                  if getattr(args, k) is not None}
     spec = SweepSpec(base=base, grid=grid, trials=args.trials, seed=seed_from_args(args),
