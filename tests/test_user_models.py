@@ -264,3 +264,19 @@ def test_workload_with_normalisation_and_split_runs_a_user_network(tmp_path, fil
     assert float(loaded.images.min()) == pytest.approx(-0.2)
     assert loaded.calibration.shape == (10, 1, 28, 28)
     assert isinstance(loaded.model, LeNet5)
+
+
+def test_train_fine_tunes_a_code_model_and_points_evaluate_to_it(files, tmp_path, cli, capsys):
+    out = tmp_path / "tuned.pt"
+    code, _, err = cli(capsys, "train", "--model", f"{files['net']}:build", "--weights",
+                       str(files["weights"]), "--data", "mnist-embedded", "--epochs", "1",
+                       "--limit", "128", "--lr", "1e-6", "--no-augment", "--out", str(out))
+    assert code == 0, err
+    stored = torch.load(out, weights_only=True)
+    assert stored["architecture"] is None and stored["model"] == f"{files['net']}:build"
+    before = load_pretrained("lenet5-mnist").state_dict()
+    moved = max(float((stored["state_dict"][k] - v).abs().max()) for k, v in before.items())
+    assert 0 < moved < 1e-3  # fine-tuned from the given weights, at a tiny learning rate
+    code, _, err = cli(capsys, "evaluate", "--model", str(out), "--limit", "10")
+    assert code == 2
+    _one_line(err, f"--model {files['net']}:build --weights {out}")
