@@ -69,9 +69,11 @@ def load_code_model(spec: str, allow_code: bool = False) -> nn.Module:
     try:
         loader_spec.loader.exec_module(module)
     except Exception as exc:
-        del sys.modules[module_name]
         raise InputError(f"model: running {path.name} failed ({_first_line(exc)})") from None
-    _pickle_by_value(module)
+    finally:
+        # Not importable by name afterwards: pickling the network (Dask workers, other
+        # processes) then falls back to cloudpickle, which sends the file's classes by value.
+        sys.modules.pop(module_name, None)
     func = getattr(module, func_name, None)
     if func is None or not callable(func):
         found = sorted(n for n, v in vars(module).items()
@@ -89,15 +91,6 @@ def load_code_model(spec: str, allow_code: bool = False) -> nn.Module:
         raise InputError(f"model: {path.name}:{func_name}() returned a {type(net).__name__}, "
                          "not a torch.nn.Module")
     return net.cpu().eval()
-
-
-def _pickle_by_value(module: Any) -> None:
-    """Let Dask workers (other processes) unpickle classes of a user's model file."""
-    try:
-        import cloudpickle
-    except ImportError:  # pragma: no cover - Dask brings it
-        return
-    cloudpickle.register_pickle_by_value(module)
 
 
 def load_exported_model(file: str) -> nn.Module:

@@ -34,6 +34,19 @@ def not_a_module():
 
 def broken():
     raise RuntimeError("no GPU here")
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * SCALE
+
+SCALE = 2.0
+
+def tiny():
+    return Tiny()
 """
 
 
@@ -66,6 +79,25 @@ def test_code_model_with_weights_is_the_pretrained_network(files):
     assert ckpt == {}
     for key, tensor in reference.state_dict().items():
         assert torch.equal(model.state_dict()[key], tensor)
+
+
+def test_a_code_model_travels_to_another_process(files, tmp_path):
+    """Dask workers unpickle the network without the user's file being importable."""
+    import subprocess
+    import sys
+
+    dumps = pytest.importorskip("distributed.protocol.pickle").dumps
+    model, _ = load_network(f"{files['net']}:tiny", allow_code=True)
+    x = torch.rand(3, 1, 28, 28)
+    (tmp_path / "model.pkl").write_bytes(dumps(model))
+    torch.save(x, tmp_path / "x.pt")
+    script = ("import pickle, sys, torch; m = pickle.loads(open(sys.argv[1], 'rb').read()); "
+              "torch.save(m(torch.load(sys.argv[2])), sys.argv[3])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "model.pkl"),
+                    str(tmp_path / "x.pt"), str(tmp_path / "y.pt")], check=True, timeout=120,
+                   cwd=tmp_path)
+    with torch.no_grad():
+        assert torch.equal(torch.load(tmp_path / "y.pt"), model(x))
 
 
 def test_code_models_need_allow_code(files):
