@@ -50,3 +50,17 @@ def test_a_code_model_is_refused_in_the_dashboard(tmp_path):
     view = LayersView(CrossbarConfig(), model=f"{code}:build")
     assert view.run() is None
     assert "command line or a notebook" in view.error
+
+
+def test_the_answer_names_the_digital_layers():
+    from explorer.ui.layers_view import answer
+
+    report = {"accuracy": 0.9, "float_accuracy": 0.95, "images": 10, "trial": 0,
+              "worst": {"layer": "fc", "accuracy": 0.9, "drop": 0.05, "stderr": 0.01,
+                        "reason": "ADC clipping"},
+              "digital_layers": [{"name": "attn", "type": "MultiheadAttention",
+                                  "parameters": 816, "reason": "attention"}],
+              "analog_weight_fraction": 0.5}
+    text = answer(report)
+    assert "**fc hurts most**" in text and "5.00 points below float" in text
+    assert "MultiheadAttention" in text and "816 parameters" in text

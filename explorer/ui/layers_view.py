@@ -2,9 +2,10 @@
 
 A bar per crossbar layer shows the accuracy lost with only that layer on a crossbar (the
 rest in float); the table beside it holds the numbers that explain it (mapping error,
-ADC clipping, output SNR split into the cells' and the converters' share); for the chosen layer, the partial-sum histogram
-against the ADC range ±R and the conductance heatmap of its first tile. The panes are
-built once; :meth:`LayersView.show` updates their data from a report.
+ADC clipping, output SNR split into the cells' and the converters' share); for the
+chosen layer, the partial-sum histogram against the ADC range ±R and the conductance
+heatmap of its first tile. The panes are built once; :meth:`LayersView.show` updates
+their data from a report.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ def _db(value: float) -> float:
 
 def answer(report: dict[str, Any]) -> str:
     """The one-paragraph answer to "which layer hurts most, and why" (Markdown)."""
+    from explorer.coverage import digital_warning
+
     worst = report.get("worst")
     head = (f"Crossbar accuracy **{100 * report['accuracy']:.2f} %**, float "
             f"{100 * report['float_accuracy']:.2f} % ({report['images']} images, trial "
             f"{report['trial']}).")
+    warning = digital_warning(report) if "digital_layers" in report else None
+    if warning is not None:
+        head += f"\n\n{warning[0].upper()}{warning[1:]}."
     if worst is None:
         return head + " Sensitivity was not computed."
     if worst["drop"] <= 0:
