@@ -13,7 +13,7 @@ Monte-Carlo trial) and reports per analog layer:
   activations), so it holds mapping, programming, read noise, DAC and ADC together;
   split into ``snr_cells_db`` (y_c − y, with y_c the float layer computed with the cells'
   weights of the same read: mapping, programming, read noise) and ``snr_converters_db``
-  (ŷ − y_c: DAC and ADC), each against the same signal Σy²;
+  (ŷ − y_c: DAC and ADC), each against the same signal Σy² (None: no error at all);
 * ``sensitivity`` – the network's accuracy with only this layer on a crossbar and every
   other layer in float (its own converters calibrated in that network), with its
   binomial standard error ``sqrt(a(1 − a)/N)`` (one trial: differences below about two
@@ -43,6 +43,8 @@ from explorer.errors import InputError
 from explorer.evaluate import analog_batch_size
 from explorer.tile_map import block_of, tile_blocks
 
+NO_SIGNAL_DB = -999.0
+"""The SNR reported for a layer whose float output is zero everywhere."""
 CLIP_NOTABLE = 0.01
 """Clipping of more than this fraction of the partial sums is named as a reason."""
 
@@ -77,13 +79,15 @@ def _layer_inputs(analog: CrossbarModel, images: Tensor, where: torch.device
     return seen
 
 
-def _snr_db(signal: Tensor, noisy: Tensor) -> float:
+def _snr_db(signal: Tensor, noisy: Tensor) -> float | None:
+    """``10·log10(Σ signal² / Σ (noisy − signal)²)`` in dB; None when there is no error
+    at all (JSON has no infinity), −999 for a zero signal with an error."""
     power = float(signal.double().pow(2).sum())
     noise = float((noisy.double() - signal.double()).pow(2).sum())
     if noise == 0.0:
-        return math.inf
+        return None
     if power == 0.0:
-        return -math.inf
+        return NO_SIGNAL_DB
     return 10.0 * math.log10(power / noise)
 
 
@@ -166,6 +170,10 @@ def why(layer: dict[str, Any]) -> str:
         return (f"ADC clipping: {100 * layer['clip_rate']:.1f} % of its partial sums lie "
                 "beyond the ADC range")
     cells, converters = layer["snr_cells_db"], layer["snr_converters_db"]
+    if cells is None and converters is None:
+        return "no error measured: the layer computes exactly"
+    cells = math.inf if cells is None else cells
+    converters = math.inf if converters is None else converters
     if cells <= converters:
         return (f"weight error of the cells: output SNR {cells:.1f} dB from the cells "
                 f"alone, {converters:.1f} dB from the converters alone (mapping rmse/w_max "

@@ -4,7 +4,6 @@ sensitivity and tile conductances – which layer hurts most, and why."""
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from explorer.cli import print_json
@@ -64,8 +63,8 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
             "settings": settings.to_dict()}
 
 
-def _db(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.1f}"
+def _db(value: float | None) -> str:
+    return "exact" if value is None else f"{value:.1f}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ their data from a report.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -28,8 +27,8 @@ TABLE_COLUMNS = [("name", "layer"), ("tiles", "tiles"), ("rmse_rel", "RMSE / w_m
                  ("alone", "alone on crossbar %")]
 
 
-def _db(value: float) -> float:
-    return float("nan") if math.isinf(value) else round(value, 2)
+def _db(value: float | None) -> float:
+    return float("nan") if value is None else round(value, 2)
 
 
 def answer(report: dict[str, Any]) -> str:
