@@ -208,3 +208,26 @@ def test_export_refuses_a_used_folder_and_programmed_refuses_crossbar_options(
     assert code == 2 and "not an empty folder" in err
     code, _, err = cli(capsys, "evaluate", "--programmed", str(exported), "--adc-bits", "6")
     assert code == 2 and "do not combine it with --adc-bits" in err
+
+
+def test_grouped_and_1d_layers_round_trip_through_the_tile_files(tmp_path):
+    from explorer.programmed import install_programmed, read_manifest, write_programmed
+
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Conv1d(4, 8, 5, padding=2, groups=2), nn.ReLU(),
+                        nn.Conv1d(8, 8, 3, groups=8), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 30, 6)).eval()
+    cfg = CrossbarConfig(adc_bits=5, tile_rows=8, tile_cols=4, prog_sigma=0.2,
+                         scheme="differential")
+    calibration, x = torch.randn(16, 4, 32), torch.randn(5, 4, 32)
+    exported = to_crossbar(net, cfg, calibration, trial=3)
+    write_programmed(exported, tmp_path / "p", {"trial": 3})
+    fresh = to_crossbar(net, cfg, calibration, trial=0)  # other programming draws
+    with torch.no_grad():
+        assert not torch.equal(fresh(x), exported(x))
+        install_programmed(fresh, tmp_path / "p")
+        assert torch.equal(fresh(x), exported(x))
+    depthwise = read_manifest(tmp_path / "p")["layers"][1]
+    assert depthwise["groups"] == 8 and len(depthwise["tiles"]) == 8
+    assert {tuple(t["columns"]) for t in depthwise["tiles"]} == {(c, c + 1) for c in range(8)}
+    assert all(t["rows"] == [0, 3] for t in depthwise["tiles"])
