@@ -1,8 +1,8 @@
 """A trained network written into ReRAM crossbars (DESIGN.md §3–4).
 
 :class:`CrossbarConfig` (declared in :mod:`explorer.settings`, re-exported here) holds
-the hardware: device, mapping, tiles, converters and non-idealities. :func:`to_crossbar` deep-copies a model and replaces every Conv2d and
-Linear by an analog layer:
+the hardware: device, mapping, tiles, converters and non-idealities. :func:`to_crossbar`
+deep-copies a model and replaces every Conv2d and Linear by an analog layer:
 
 1. the weights are mapped to conductances (:func:`explorer.mapping.map_weights`);
 2. the DAC and ADC ranges are calibrated per layer on a calibration batch, with the

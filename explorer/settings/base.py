@@ -34,9 +34,8 @@ class Part(param.Parameterized):
         user-visible ones only (precedence ≥ 0), in declaration order."""
         own = []
         for name, p in cls.param.objects("existing").items():
-            if name == "name" or (p.precedence is not None and p.precedence < 0):
-                continue
-            if p.owner is cls:
+            hidden = name == "name" or (p.precedence is not None and p.precedence < 0)
+            if not hidden and p.owner is cls:
                 own.append(name)
         return own
 
@@ -123,9 +122,8 @@ def checked_value(where: str, p: param.Parameter, value: Any, none_word: str = "
         value = float(value)
         if not math.isfinite(value):
             raise bad()
-    elif isinstance(p, param.String):
-        if not isinstance(value, str):
-            raise bad()
+    elif isinstance(p, param.String) and not isinstance(value, str):
+        raise bad()
     try:
         p._validate(value)
     except (ValueError, TypeError):
