@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import explorer.commands
+from explorer.device import PRESETS
 from explorer.models import build_model
 
 COMMANDS_DIR = Path(explorer.commands.__file__).parent
@@ -53,7 +54,7 @@ def test_info_json_lists_presets_models_datasets(cli, capsys):
     code, out, _ = cli(capsys, "info", "--json")
     info = json.loads(out)
     assert code == 0
-    assert {"Ag:a-Si", "TaOx/HfOx", "AlOx/HfO2", "EpiRAM"} <= set(info["presets"])
+    assert set(info["presets"]) == set(PRESETS)
     assert set(info["models"]) == {"lenet5", "vgg8", "resnet20"}
     assert info["pretrained"]["lenet5-mnist"]["available"] is True
     assert "mnist-embedded" in info["datasets"]
