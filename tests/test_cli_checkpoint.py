@@ -17,7 +17,7 @@ from explorer.deploy import (
     crossbar_config_from_checkpoint,
     to_crossbar_from_checkpoint,
 )
-from explorer.device import DeviceModel
+from explorer.device import PRESETS, DeviceModel
 from explorer.evaluate import evaluate
 from explorer.models import load_pretrained, read_checkpoint
 from explorer.training import TrainConfig, save_checkpoint, train
@@ -164,7 +164,7 @@ def test_gq_device_options_change_the_checkpoints_device(cli, capsys, checkpoint
     assert out["config"]["device"]["nonlinearity"] == 2.0  # kept from the checkpoint
     out = _evaluate_json(cli, capsys, path, "--preset", "EpiRAM")
     assert out["config"]["device"]["preset"] == "EpiRAM"  # a typed preset replaces it
-    assert out["config"]["device"]["levels"] == 256
+    assert out["config"]["device"]["levels"] == PRESETS["EpiRAM"]["levels"]
 
 
 def test_text_output_names_the_checkpoint_settings(cli, capsys, checkpoints):

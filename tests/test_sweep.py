@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from explorer.crossbar import CrossbarConfig, trial_seed
-from explorer.device import DeviceModel
+from explorer.device import PRESETS, DeviceModel
 from explorer.errors import InputError
 from explorer.evaluate import Cancelled, evaluate
 from explorer.sweep import (
@@ -194,7 +194,7 @@ def test_a_swept_preset_replaces_the_device_and_keeps_fixed_overrides():
     base = CrossbarConfig(device=DeviceModel(levels=8, nonlinearity=2.0), adc_bits=5)
     cfg = cell_config(base, {"preset": "EpiRAM"}, {"levels": 32})
     assert (cfg.device.preset, cfg.device.levels, cfg.adc_bits) == ("EpiRAM", 32, 5)
-    assert cfg.device.g_max == pytest.approx(1.235e-5)
+    assert cfg.device.g_max == PRESETS["EpiRAM"]["g_max"]
     cfg = cell_config(base, {"g_max": 2e-5, "tile_rows": 9})
     assert (cfg.device.levels, cfg.device.nonlinearity, cfg.device.g_max) == (8, 2.0, 2e-5)
     assert (cfg.tile_rows, base.tile_rows, base.device.g_max) == (9, 128, 1e-5)
