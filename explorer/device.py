@@ -23,9 +23,9 @@ spaced pulse numbers).
 
 CSV format (``parse_device_csv``, in :mod:`explorer.device_csv`): UTF-8 text, a header
 row, one value column named ``conductance`` (Siemens), ``conductance_uS`` (microsiemens)
-or ``resistance_ohm`` (ohm, converted to 1/R), an optional ``pulse`` column (kept for plotting), other columns
-ignored; comma, semicolon or tab separated; at most 1 MB and 100,000 data rows. Row
-numbers in messages are line numbers in the file (the header is row 1).
+or ``resistance_ohm`` (ohm, converted to 1/R), an optional ``pulse`` column (kept for
+plotting), other columns ignored; comma, semicolon or tab separated; at most 1 MB and
+100,000 data rows. Row numbers in messages are line numbers in the file (header = row 1).
 """
 
 from __future__ import annotations
