@@ -209,9 +209,9 @@ def test_three_sessions_at_once_finish_correctly_and_in_turn():
     started: list[int] = []
 
     def recording(session: int):
-        def run(*args, progress, cancel):
+        def run(*args, progress, cancel, **settings):
             started.append(session)
-            return evaluation_job(*args, progress=progress, cancel=cancel)
+            return evaluation_job(*args, progress=progress, cancel=cancel, **settings)
         return run
 
     try:
@@ -248,7 +248,7 @@ def test_three_sessions_at_once_finish_correctly_and_in_turn():
         # fairness bound: a greedy session is stopped at its share, the others still get in
         gate = threading.Event()
 
-        def blocked(*args, progress, cancel):
+        def blocked(*args, progress, cancel, **settings):
             gate.wait(TIMEOUT)
             return {"accuracy_mean": 0.5}
 

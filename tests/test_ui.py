@@ -291,7 +291,7 @@ def test_cancel_stops_a_running_evaluation(runner):
 
 
 def test_a_failing_run_shows_its_error_and_the_runner_keeps_working(runner):
-    def broken(*args, progress, cancel):
+    def broken(*args, progress, cancel, **settings):
         raise RuntimeError("ADC exploded")
 
     config = CrossbarConfig()
@@ -310,7 +310,7 @@ def test_a_failing_run_shows_its_error_and_the_runner_keeps_working(runner):
 def test_closing_the_session_cancels_its_jobs_only(runner):
     gate = threading.Event()
 
-    def blocked(*args, progress, cancel):
+    def blocked(*args, progress, cancel, **settings):
         progress(0.1, "waiting")
         while not gate.is_set():
             if cancel.wait(0.01):
