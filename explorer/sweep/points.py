@@ -90,7 +90,7 @@ def _seed_of(record: dict[str, Any], base_seed: int) -> int:
 
 
 @dataclass(frozen=True)
-class Cell:
+class GridPoint:
     """One grid point: its swept values, seed, key (file name of its finished rows)."""
 
     index: int
@@ -124,7 +124,7 @@ class SweepSpec(param.Parameterized):
         super().__init__(**params)
         self.grid = make_grid(self.grid)
 
-    def cells(self, workload_digest: str = "") -> list[Cell]:
+    def cells(self, workload_digest: str = "") -> list[GridPoint]:
         """Every grid point, validated (the first impossible one raises InputError), with
         its seed and key. The key (the file name of its finished rows) hashes the full
         configuration, seed, trials and ``workload_digest`` (:meth:`SweepData.digest`)."""
@@ -136,7 +136,7 @@ class SweepSpec(param.Parameterized):
             seed = _seed_of(record, self.seed)
             key = _digest([_canonical({"config": record, "seed": seed, "trials": self.trials,
                                        "workload": workload_digest})])[:24]
-            out.append(Cell(index, values, seed, key))
+            out.append(GridPoint(index, values, seed, key))
         return out
 
     def config(self, values: Mapping[str, Any]) -> CrossbarConfig:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from explorer.errors import InputError
 from explorer.evaluate import DEFAULT_BATCH_SIZE, Cancelled, evaluate
-from explorer.sweep.points import Cell, SweepSpec, _digest, cell_config, config_record
+from explorer.sweep.points import GridPoint, SweepSpec, _digest, cell_config, config_record
 from explorer.sweep.store import COUNTER_COLUMNS, SweepStore, results_frame
 
 ProgressCallback = Callable[[float, str], None]
@@ -107,7 +107,7 @@ def evaluate_cell(spec_values: dict[str, Any], data: SweepData,
     worker = f"{socket.gethostname()}:{os.getpid()}"
     rows = []
     for trial, accuracy in enumerate(result.accuracies):
-        row: dict[str, Any] = {"cell": spec_values["key"], "trial": trial, "seed": cfg.seed}
+        row: dict[str, Any] = {"point": spec_values["key"], "trial": trial, "seed": cfg.seed}
         row.update({name: values[name] for name in spec_values["swept"]})
         row.update(accuracy=accuracy, float_accuracy=result.float_accuracy,
                    **{k: int(total[k]) for k in COUNTER_COLUMNS}, seconds=result.seconds,
@@ -154,15 +154,16 @@ def run_sweep(spec: SweepSpec, data: SweepData, out: str | Path | None = None,
               client: Any = None, progress: ProgressCallback | None = None,
               cancel: threading.Event | None = None,
               on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
-              flush_seconds: float = 30.0, cells: Sequence[Cell] | None = None) -> SweepOutcome:
+              flush_seconds: float = 30.0,
+              cells: Sequence[GridPoint] | None = None) -> SweepOutcome:
     """Evaluate every grid point of ``spec`` on ``data``; returns the table.
 
     ``out``: the output folder (resumable; None keeps everything in memory). ``client``:
-    a ``distributed.Client`` (None: evaluate here, one cell after another).
-    ``progress(fraction, message)`` after every cell; ``cancel`` stops before the next
-    cell (in this process: within one batch) and raises
+    a ``distributed.Client`` (None: evaluate here, one grid point after another).
+    ``progress(fraction, message)`` after every grid point; ``cancel`` stops before the
+    next one (in this process: within one batch) and raises
     :class:`~explorer.evaluate.Cancelled` after saving the finished rows; ``on_rows(rows)``
-    receives each cell's rows as they arrive (finished ones first). A failing cell is
+    receives each grid point's rows as they arrive (finished ones first). A failing one is
     recorded in ``failed`` (its rows missing: a rerun retries it); the others go on.
     ``cells``: ``spec.cells(data.digest())`` if already computed (validation is the same).
     Nothing is written before every grid point has been validated.
@@ -191,10 +192,10 @@ def run_sweep(spec: SweepSpec, data: SweepData, out: str | Path | None = None,
         nonlocal last_flush
         if rows is None:
             failed[key] = error
-        elif key not in rows_by_key:  # every cell's rows exactly once
+        elif key not in rows_by_key:  # every grid point's rows exactly once
             rows_by_key[key] = rows
             if store is not None:
-                store.write_cell(key, rows)
+                store.write_point(key, rows)
             if on_rows is not None:
                 on_rows(rows)
         if progress is not None:
@@ -246,7 +247,7 @@ def _run_dask(tasks: list[dict[str, Any]], data: SweepData, client: Any,
 
     if not tasks:
         return
-    # the network and images: one task all cells depend on (Dask copies its result to the
+    # the network and images: one task all grid points depend on (Dask copies its result to the
     # workers that need it, and recomputes it if the worker holding it dies)
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "2GB"}):
         shared = client.submit(_return, data, pure=False)
@@ -270,8 +271,8 @@ def _run_dask(tasks: list[dict[str, Any]], data: SweepData, client: Any,
         shared.release()
 
 
-def _spec_record(spec: SweepSpec, data: SweepData, cells: int) -> dict[str, Any]:
-    return {"grid": spec.grid, "trials": spec.trials, "seed": spec.seed, "cells": cells,
+def _spec_record(spec: SweepSpec, data: SweepData, points: int) -> dict[str, Any]:
+    return {"grid": spec.grid, "trials": spec.trials, "seed": spec.seed, "points": points,
             "device_overrides": spec.device_overrides, "base": config_record(spec.base),
             "model": data.model_name, "data": data.data_name, "images": len(data.images),
             "calibration": data.calibration_source, "workload_digest": data.digest()}

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from explorer.errors import InputError
 
 if TYPE_CHECKING:
-    from explorer.sweep.points import Cell
+    from explorer.sweep.points import GridPoint
 
 COUNTER_COLUMNS = ("tiles", "cells", "adc_conversions", "dac_cycles")
-RESULT_COLUMNS = ("cell", "trial", "seed")
+RESULT_COLUMNS = ("point", "trial", "seed")
 MEASURED_COLUMNS = ("accuracy", "float_accuracy", *COUNTER_COLUMNS, "seconds", "worker")
 WORKLOAD_COLUMNS = ("model", "data", "images", "trials")
 
@@ -35,36 +35,36 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 class SweepStore:
-    """A sweep's output folder: ``cells/<key>.json`` per finished grid point,
+    """A sweep's output folder: ``points/<key>.json`` per finished grid point,
     ``results.csv`` and ``results.parquet`` (the tidy table), ``sweep.json`` (the spec)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"--out: {str(self.folder)!r} exists and is not a folder")
-        self.cells_dir = self.folder / "cells"
+        self.points_dir = self.folder / "points"
 
     def create(self) -> None:
         """Create the folder (nothing is written before the sweep is validated)."""
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        self.points_dir.mkdir(parents=True, exist_ok=True)
 
-    def finished(self, cells: Sequence[Cell]) -> dict[str, list[dict[str, Any]]]:
-        """Rows of the cells already done, by key (unreadable files count as not done)."""
+    def finished(self, points: Sequence[GridPoint]) -> dict[str, list[dict[str, Any]]]:
+        """Rows of the grid points already done, by key (unreadable files count as not done)."""
         done = {}
-        for cell in cells:
-            path = self.cells_dir / f"{cell.key}.json"
+        for point in points:
+            path = self.points_dir / f"{point.key}.json"
             if path.is_file():
                 try:
                     rows = json.loads(path.read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     continue
-                if isinstance(rows, list) and rows and all(r.get("cell") == cell.key
+                if isinstance(rows, list) and rows and all(r.get("point") == point.key
                                                           for r in rows):
-                    done[cell.key] = rows
+                    done[point.key] = rows
         return done
 
-    def write_cell(self, key: str, rows: list[dict[str, Any]]) -> None:
-        atomic_write(self.cells_dir / f"{key}.json",
+    def write_point(self, key: str, rows: list[dict[str, Any]]) -> None:
+        atomic_write(self.points_dir / f"{key}.json",
                      lambda p: p.write_text(json.dumps(rows), encoding="utf-8"))
 
     def write_table(self, table: Any) -> None:
