@@ -390,6 +390,42 @@ def test_a_service_that_is_not_the_scheduler_is_refused(dask_client):
         connect(worker, timeout=5)
 
 
+# ----------------------------------------------------------------------------- plots
+
+
+def test_plot_numbers_keep_grid_order_and_ideal_last(tmp_path):
+    from explorer.sweep.report import accuracy_against, heatmap_cells, save_plots
+
+    frame = pd.DataFrame({
+        "levels": [16, 4, 16, 4, 16, 4],
+        "adc_bits": pd.array([None, 4, 4, None, 4, 4], dtype="Int64"),
+        "mapping": ["linear", "min_error", "min_error", "linear", "linear", "linear"],
+        "accuracy": [0.9, 0.5, 0.8, 0.7, 0.6, 0.3],
+    })
+    _, stats, order, numeric = accuracy_against(frame, "levels")
+    assert (order, numeric) == (["4", "16"], True)
+    assert list(stats["mean"].round(6)) == [50.0, 76.666667]
+    assert list(stats["count"]) == [3, 3]
+    _, stats, order, numeric = accuracy_against(frame, "adc_bits")
+    assert (order, numeric, list(stats["adc_bits"])) == (["4", "ideal"], False, ["4", "ideal"])
+    cells, x_order, y_order = heatmap_cells(frame, "levels", "adc_bits")
+    assert (x_order, y_order) == (["4", "16"], ["4", "ideal"])  # "16" after "4", not as text
+    got = {(int(r.xi), int(r.yi)): round(r.accuracy, 6) for r in cells.itertuples()}
+    assert got == {(1, 1): 90.0, (0, 0): 40.0, (1, 0): 70.0, (0, 1): 70.0}
+    cells, x_order, _ = heatmap_cells(frame.iloc[:0], "levels", "adc_bits", [4, 16, 32],
+                                      [4, None])
+    assert x_order == ["4", "16", "32"] and cells.empty  # axes fixed before any row
+
+    files, note = save_plots(frame, ["levels", "adc_bits", "mapping"], tmp_path)
+    assert note == "" and sorted(files) == ["accuracy_html", "accuracy_png", "heatmap_html",
+                                            "heatmap_png"]
+    page = (tmp_path / "heatmap.html").read_text(encoding="utf-8")
+    assert "<svg" in page and "40.00" in page and "90.00" in page
+    assert "76.67" in (tmp_path / "accuracy.html").read_text(encoding="utf-8")
+    assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -404,7 +440,8 @@ def test_cli_in_process_writes_table_and_plots_then_resumes(cli, capsys, tmp_pat
     files = summary["files"]
     for kind in ("accuracy_html", "heatmap_html"):
         text = Path(files[kind]).read_text(encoding="utf-8")
-        assert "Bokeh" in text and "cdn.bokeh.org" not in text  # inline: opens offline
+        assert "<svg" in text and "<table" in text  # the figure inline, then its numbers
+        assert "<script" not in text and 'src="' not in text  # nothing to load: opens offline
     for kind in ("accuracy_png", "heatmap_png"):
         assert Path(files[kind]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_parquet(files["parquet"])
