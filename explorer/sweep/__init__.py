@@ -33,43 +33,77 @@ point's evaluation, all its trials), ``worker`` (host:pid), ``model``, ``data``,
 Modules: :mod:`~explorer.sweep.grid` (parameters, values, grids),
 :mod:`~explorer.sweep.points` (grid points' configurations, seeds, keys, :class:`SweepSpec`),
 :mod:`~explorer.sweep.store` (output folder, table), :mod:`~explorer.sweep.run` (evaluation,
-in this process or on Dask), :mod:`~explorer.sweep.cluster` (Dask clients). Their public
-names are importable from ``explorer.sweep``.
+in this process or on Dask), :mod:`~explorer.sweep.cluster` (Dask clients),
+:mod:`~explorer.sweep.report` (the plot files of ``explorer sweep``). The public names of
+the first five are importable from ``explorer.sweep``; each module is imported when one
+of its names is first used, so ``from explorer.sweep import sweep_parameters`` (the
+command line's ``--help``) loads the grid module only, not the evaluation code.
 """
 
 from __future__ import annotations
 
-from explorer.sweep.cluster import NO_MALLOC_TRIM, connect, default_workers
-from explorer.sweep.grid import (
-    CONFIG_PARAMETERS,
-    DEVICE_PARAMETERS,
-    MAX_CELLS,
-    MAX_GRID_FILE_BYTES,
-    check_value,
-    make_grid,
-    parse_set_option,
-    parse_value,
-    read_grid_file,
-    sweep_parameters,
-)
-from explorer.sweep.points import GridPoint, SweepSpec, cell_config, cell_seed, config_record
-from explorer.sweep.run import (
-    ProgressCallback,
-    SweepData,
-    SweepOutcome,
-    evaluate_cell,
-    load_sweep_data,
-    run_sweep,
-)
-from explorer.sweep.store import (
-    COUNTER_COLUMNS,
-    MEASURED_COLUMNS,
-    RESULT_COLUMNS,
-    WORKLOAD_COLUMNS,
-    SweepStore,
-    atomic_write,
-    results_frame,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_MODULES = {
+    "cluster": ("NO_MALLOC_TRIM", "connect", "default_workers"),
+    "grid": ("CONFIG_PARAMETERS", "DEVICE_PARAMETERS", "MAX_CELLS", "MAX_GRID_FILE_BYTES",
+             "check_value", "make_grid", "parse_set_option", "parse_value", "read_grid_file",
+             "sweep_parameters"),
+    "points": ("GridPoint", "SweepSpec", "cell_config", "cell_seed", "config_record"),
+    "run": ("ProgressCallback", "SweepData", "SweepOutcome", "evaluate_cell",
+            "load_sweep_data", "run_sweep"),
+    "store": ("COUNTER_COLUMNS", "MEASURED_COLUMNS", "RESULT_COLUMNS", "WORKLOAD_COLUMNS",
+              "SweepStore", "atomic_write", "results_frame"),
+}
+_HOME = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
+
+if TYPE_CHECKING:  # the names for type checkers and editors
+    from explorer.sweep.cluster import NO_MALLOC_TRIM, connect, default_workers
+    from explorer.sweep.grid import (
+        CONFIG_PARAMETERS,
+        DEVICE_PARAMETERS,
+        MAX_CELLS,
+        MAX_GRID_FILE_BYTES,
+        check_value,
+        make_grid,
+        parse_set_option,
+        parse_value,
+        read_grid_file,
+        sweep_parameters,
+    )
+    from explorer.sweep.points import GridPoint, SweepSpec, cell_config, cell_seed, config_record
+    from explorer.sweep.run import (
+        ProgressCallback,
+        SweepData,
+        SweepOutcome,
+        evaluate_cell,
+        load_sweep_data,
+        run_sweep,
+    )
+    from explorer.sweep.store import (
+        COUNTER_COLUMNS,
+        MEASURED_COLUMNS,
+        RESULT_COLUMNS,
+        WORKLOAD_COLUMNS,
+        SweepStore,
+        atomic_write,
+        results_frame,
+    )
 
 __all__ = ["CONFIG_PARAMETERS", "COUNTER_COLUMNS", "DEVICE_PARAMETERS", "MAX_CELLS",
            "MAX_GRID_FILE_BYTES", "MEASURED_COLUMNS", "NO_MALLOC_TRIM", "RESULT_COLUMNS",
