@@ -205,8 +205,9 @@ def test_a_swept_preset_replaces_the_device_and_keeps_fixed_overrides():
 
 def test_rows_reproduce_through_evaluate_with_their_seed(data, reference):
     table = reference
-    assert len(table) == 8 and table["cell"].nunique() == 4
-    assert list(table.columns[:5]) == ["cell", "trial", "seed", "levels", "adc_bits"]
+    assert len(table) == 8 and table["point"].nunique() == 4
+    assert list(table.columns[:5]) == ["point", "trial", "seed", "levels", "adc_bits"]
+    assert "cell" not in table  # the grid point's key is `point`; `cells` counts ReRAM cells
     for column in ("accuracy", "float_accuracy", "tiles", "cells", "adc_conversions",
                    "dac_cycles", "seconds", "worker", "model", "data", "images", "mapping",
                    "scheme", "tile_rows", "dac_bits", "prog_sigma", "g_min", "g_max",
@@ -214,7 +215,7 @@ def test_rows_reproduce_through_evaluate_with_their_seed(data, reference):
         assert column in table, column
     assert set(table["images"]) == {LIMIT} and set(table["model"]) == {"lenet5-mnist"}
     assert table["accuracy"].between(0, 1).all()
-    # a cell with a 4-bit ADC and 4 levels is measurably worse than 16 levels, ideal ADC
+    # a grid point with a 4-bit ADC and 4 levels is measurably worse than 16 levels, ideal ADC
     assert table.query("levels == 16 and adc_bits.isna()")["accuracy"].mean() > \
         table.query("levels == 4 and adc_bits == 4")["accuracy"].mean()
     # every row equals evaluate() of its configuration with the row's seed
@@ -240,7 +241,7 @@ def test_output_is_resumable_after_an_interruption(data, reference, tmp_path):
 
     with pytest.raises(Cancelled):
         run_sweep(spec, data, out=tmp_path, progress=progress, cancel=cancel)
-    files = sorted((tmp_path / "cells").glob("*.json"))
+    files = sorted((tmp_path / "points").glob("*.json"))
     assert len(files) == 2
     partial = pd.read_csv(tmp_path / "results.csv")
     assert len(partial) == 4  # the finished rows are in the table already
@@ -254,18 +255,32 @@ def test_output_is_resumable_after_an_interruption(data, reference, tmp_path):
     csv = pd.read_csv(tmp_path / "results.csv")
     parquet = pd.read_parquet(tmp_path / "results.parquet")
     assert len(csv) == len(parquet) == 8
-    assert csv.groupby(["cell", "trial"]).size().eq(1).all()  # every row exactly once
+    assert csv.groupby(["point", "trial"]).size().eq(1).all()  # every row exactly once
     assert list(parquet["accuracy"]) == list(reference["accuracy"])
     assert str(parquet["adc_bits"].dtype) == "Int64" and parquet["adc_bits"].isna().sum() == 4
     spec_file = json.loads((tmp_path / "sweep.json").read_text())
     assert spec_file["grid"] == {"levels": [4, 16], "adc_bits": [4, None]}
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp files
 
-    # a damaged cell file counts as not done and is recomputed
-    files[0].write_text('[{"cell": "')
+    # a damaged grid point file counts as not done and is recomputed
+    files[0].write_text('[{"point": "')
     again = run_sweep(spec, data, out=tmp_path)
     assert (again.skipped, again.computed) == (3, 1)
-    assert json.loads(files[0].read_text())[0]["cell"] == files[0].stem
+    assert json.loads(files[0].read_text())[0]["point"] == files[0].stem
+
+
+def test_a_folder_from_before_the_points_rename_is_recomputed(data, tmp_path):
+    spec = SweepSpec(grid={"levels": [4]})
+    first = run_sweep(spec, data, out=tmp_path)
+    # the layout written before the rename: cells/<key>.json with a `cell` column
+    (tmp_path / "points").rename(tmp_path / "cells")
+    for path in (tmp_path / "cells").glob("*.json"):
+        rows = json.loads(path.read_text())
+        path.write_text(json.dumps([{"cell": r.pop("point"), **r} for r in rows]))
+    again = run_sweep(spec, data, out=tmp_path)
+    assert (again.skipped, again.computed) == (0, 1)
+    assert list(again.table["accuracy"]) == list(first.table["accuracy"])
+    assert len(list((tmp_path / "points").glob("*.json"))) == 1
 
 
 def test_writes_are_atomic(tmp_path):
@@ -289,7 +304,7 @@ def test_a_failing_grid_point_is_reported_and_the_others_kept(data, tmp_path):
     outcome = run_sweep(SweepSpec(grid={"levels": [4, 8]}), broken, out=tmp_path)
     assert len(outcome.failed) == 2 and not outcome.complete and len(outcome.table) == 0
     assert all("RuntimeError" in e or "InputError" in e for e in outcome.failed.values())
-    assert list((tmp_path / "cells").glob("*.json")) == []
+    assert list((tmp_path / "points").glob("*.json")) == []
     assert SweepStore(tmp_path).finished(SweepSpec(grid={"levels": [4, 8]}).cells()) == {}
 
 
@@ -329,9 +344,9 @@ def test_killed_worker_mid_sweep_every_row_exactly_once(dask_client, data, refer
                        or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE)
     assert outcome.complete and outcome.failed == {}
     table = pd.read_parquet(tmp_path / "results.parquet")
-    assert len(table) == 8 and not table.duplicated(["cell", "trial"]).any()
-    assert sorted(p.stem for p in (tmp_path / "cells").glob("*.json")) == \
-        sorted(table["cell"].unique())
+    assert len(table) == 8 and not table.duplicated(["point", "trial"]).any()
+    assert sorted(p.stem for p in (tmp_path / "points").glob("*.json")) == \
+        sorted(table["point"].unique())
     pd.testing.assert_frame_equal(_measured(table), _measured(reference), check_dtype=False)
     dask_client.wait_for_workers(2, timeout=TIMEOUT)  # the nanny restarted it
 
@@ -375,6 +390,42 @@ def test_a_service_that_is_not_the_scheduler_is_refused(dask_client):
         connect(worker, timeout=5)
 
 
+# ----------------------------------------------------------------------------- plots
+
+
+def test_plot_numbers_keep_grid_order_and_ideal_last(tmp_path):
+    from explorer.sweep.report import accuracy_against, heatmap_cells, save_plots
+
+    frame = pd.DataFrame({
+        "levels": [16, 4, 16, 4, 16, 4],
+        "adc_bits": pd.array([None, 4, 4, None, 4, 4], dtype="Int64"),
+        "mapping": ["linear", "min_error", "min_error", "linear", "linear", "linear"],
+        "accuracy": [0.9, 0.5, 0.8, 0.7, 0.6, 0.3],
+    })
+    _, stats, order, numeric = accuracy_against(frame, "levels")
+    assert (order, numeric) == (["4", "16"], True)
+    assert list(stats["mean"].round(6)) == [50.0, 76.666667]
+    assert list(stats["count"]) == [3, 3]
+    _, stats, order, numeric = accuracy_against(frame, "adc_bits")
+    assert (order, numeric, list(stats["adc_bits"])) == (["4", "ideal"], False, ["4", "ideal"])
+    cells, x_order, y_order = heatmap_cells(frame, "levels", "adc_bits")
+    assert (x_order, y_order) == (["4", "16"], ["4", "ideal"])  # "16" after "4", not as text
+    got = {(int(r.xi), int(r.yi)): round(r.accuracy, 6) for r in cells.itertuples()}
+    assert got == {(1, 1): 90.0, (0, 0): 40.0, (1, 0): 70.0, (0, 1): 70.0}
+    cells, x_order, _ = heatmap_cells(frame.iloc[:0], "levels", "adc_bits", [4, 16, 32],
+                                      [4, None])
+    assert x_order == ["4", "16", "32"] and cells.empty  # axes fixed before any row
+
+    files, note = save_plots(frame, ["levels", "adc_bits", "mapping"], tmp_path)
+    assert note == "" and sorted(files) == ["accuracy_html", "accuracy_png", "heatmap_html",
+                                            "heatmap_png"]
+    page = (tmp_path / "heatmap.html").read_text(encoding="utf-8")
+    assert "<svg" in page and "40.00" in page and "90.00" in page
+    assert "76.67" in (tmp_path / "accuracy.html").read_text(encoding="utf-8")
+    assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -389,7 +440,8 @@ def test_cli_in_process_writes_table_and_plots_then_resumes(cli, capsys, tmp_pat
     files = summary["files"]
     for kind in ("accuracy_html", "heatmap_html"):
         text = Path(files[kind]).read_text(encoding="utf-8")
-        assert "Bokeh" in text and "cdn.bokeh.org" not in text  # inline: opens offline
+        assert "<svg" in text and "<table" in text  # the figure inline, then its numbers
+        assert "<script" not in text and 'src="' not in text  # nothing to load: opens offline
     for kind in ("accuracy_png", "heatmap_png"):
         assert Path(files[kind]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_parquet(files["parquet"])

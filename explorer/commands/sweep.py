@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     plots: dict[str, str] = {}
     note = ""
     if not args.no_plots and len(outcome.table):
-        from explorer.ui.sweep_plots import save_plots
+        from explorer.sweep.report import save_plots
 
         plots, note = save_plots(outcome.table, list(grid), Path(args.out))
     summary = {
