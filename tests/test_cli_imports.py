@@ -59,7 +59,6 @@ def test_help_does_not_import_the_dashboard(help_run):
     assert not set(help_run["loaded"]) & set(DASHBOARD), help_run["loaded"]
 
 
-@pytest.mark.xfail(strict=True, reason="lead fixes the torch import of --help in the settings work")
 def test_help_does_not_import_torch(help_run):
     assert help_run["code"] == 0, help_run["stderr"]
     assert "torch" not in help_run["loaded"]

@@ -87,7 +87,7 @@ def test_set_options_are_typed_by_their_parameter():
 
 
 def test_unknown_name_lists_the_valid_names():
-    with pytest.raises(InputError, match=r"unknown parameter 'levls'; valid names: .*levels"):
+    with pytest.raises(InputError, match=r"unknown parameter 'levls' \(did you mean 'levels'\?\); valid names: .*levels"):
         parse_set_option("levls=4,8")
 
 
@@ -95,13 +95,13 @@ def test_unknown_name_lists_the_valid_names():
     ("levels=0", r"DeviceModel.levels' must be at least 2, not 0"),
     ("levels=1", r"DeviceModel.levels' must be at least 2, not 1"),
     ("levels=100000", r"DeviceModel.levels' must be at most 1024, not 100000"),
-    ("prog_sigma=-0.1", r"CrossbarConfig.prog_sigma' must be at least 0"),
-    ("read_sigma=0.1,-1", r"CrossbarConfig.read_sigma' must be at least 0"),
-    ("adc_bits=0", r"CrossbarConfig.adc_bits' must be at least 1, not 0"),
-    ("adc_bits=17", r"CrossbarConfig.adc_bits' must be at most 16, not 17"),
-    ("dac_bits=0", r"CrossbarConfig.dac_bits' must be at least 1"),
-    ("tile_rows=0", r"CrossbarConfig.tile_rows' must be at least 1, not 0"),
-    ("tile_cols=70000", r"CrossbarConfig.tile_cols' must be at most 65536"),
+    ("prog_sigma=-0.1", r"prog_sigma: -0.1 is not allowed; expected a number >= 0"),
+    ("read_sigma=0.1,-1", r"read_sigma: -1.0 is not allowed; expected a number >= 0"),
+    ("adc_bits=0", r"adc_bits: 0 is not allowed; expected an integer in \[1, 16\] or ideal"),
+    ("adc_bits=17", r"adc_bits: 17 is not allowed; expected an integer in \[1, 16\]"),
+    ("dac_bits=0", r"dac_bits: 0 is not allowed; expected an integer in \[1, 16\]"),
+    ("tile_rows=0", r"tile_rows: 0 is not allowed; expected an integer in \[1, 65536\]"),
+    ("tile_cols=70000", r"tile_cols: 70000 is not allowed; expected an integer in \[1, 65536\]"),
     ("nonlinearity=11", r"DeviceModel.nonlinearity' must be at most 10"),
     ("g_min=-1e-6", r"DeviceModel.g_min' must be greater than 0"),
     ("levels=4.5", r"levels: 4.5 is not an integer|levels: '4.5' is not an integer"),
@@ -137,8 +137,8 @@ def test_impossible_combinations_are_found_before_any_work():
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("g.yaml", b"levels: [4, 8]\nlevls: [1]\n", r"unknown parameter 'levls'; valid names:"),
-    ("g.json", b'{"levels": [4, 8], "adc": [4]}', r"unknown parameter 'adc'; valid names:"),
+    ("g.yaml", b"levels: [4, 8]\nlevls: [1]\n", r"unknown parameter 'levls' \(did you mean 'levels'\?\); valid names:"),
+    ("g.json", b'{"levels": [4, 8], "adc": [4]}', r"unknown parameter 'adc'.*; valid names:"),
     ("g.yaml", b"- levels\n- 4\n", r"must hold a mapping of parameter names .* got list"),
     ("g.yaml", b"levels: [4, 8\n", r"is not valid YAML"),
     ("g.json", b"{levels: 4}", r"is not valid JSON"),
@@ -318,7 +318,7 @@ def test_existing_scheduler_gives_the_same_rows(cli, capsys, dask_client, refere
                          "--out", str(tmp_path), "--no-plots", "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert (summary["cells"], summary["computed"], summary["rows"]) == (4, 4, 8)
+    assert (summary["points"], summary["computed"], summary["rows"]) == (4, 4, 8)
     table = pd.read_parquet(tmp_path / "results.parquet")
     workers = set(dask_client.run(os.getpid).values())
     assert {int(w.rsplit(":", 1)[1]) for w in table["worker"]} <= workers
@@ -455,18 +455,21 @@ def test_cli_in_process_writes_table_and_plots_then_resumes(cli, capsys, tmp_pat
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--set", "levls=4"], "unknown parameter 'levls'; valid names: mapping, scheme"),
+    (["--set", "levls=4"],
+     "unknown parameter 'levls' (did you mean 'levels'?); valid names: mapping, scheme"),
     (["--set", "levels=0,4"], "DeviceModel.levels' must be at least 2, not 0"),
     (["--set", "levels=4", "--grid", "{grid}"], "sweep: parameter 'levels' is given twice"),
-    (["--set", "adc_bits=4", "--trials", "0"], "SweepSpec.trials' must be at least 1"),
-    (["--set", "adc_bits=4", "--trials", "1001"], "SweepSpec.trials' must be at most 1000"),
+    (["--set", "adc_bits=4", "--trials", "0"], "--trials: 0 is not allowed"),
+    (["--set", "adc_bits=4", "--trials", "1001"],
+     "--trials: 1001 is not allowed; expected an integer in [1, 1000]"),
     (["--set", "adc_bits=4", "--limit", "0"], "limit"),
-    (["--set", "adc_bits=4", "--batch-size", "0"], "batch_size: must be an integer >= 1"),
+    (["--set", "adc_bits=4", "--batch-size", "0"], "--batch-size: 0 is not allowed"),
     (["--set", "adc_bits=4", "--workers", "0"], "--workers: must be an integer 1 … 512"),
     (["--set", "adc_bits=4", "--timeout", "0"], "--timeout: must be in (0, 600]"),
     (["--set", "adc_bits=4", "--seed", "-1"], "seed"),
-    (["--set", "adc_bits=4", "--levels", "100000"], "DeviceModel.levels' must be at most 1024"),
-    (["--set", "levels=4", "--prog-sigma", "-1"], "CrossbarConfig.prog_sigma' must be at least"),
+    (["--set", "adc_bits=4", "--levels", "100000"],
+     "--levels: 100000 is not allowed; expected an integer in [2, 1024]"),
+    (["--set", "levels=4", "--prog-sigma", "-1"], "--prog-sigma: -1.0 is not allowed"),
     (["--set", "levels=4", "--in-process", "--workers", "2"], "--in-process: runs without Dask"),
     (["--set", "levels=4", "--device-csv", "{csv}"], "--device-csv: a measured table defines"),
     ([], "no parameter to sweep; give --set NAME=V1,V2"),

@@ -52,7 +52,7 @@ _MODULES = {
              "sweep_parameters"),
     "points": ("GridPoint", "SweepSpec", "cell_config", "cell_seed", "config_record"),
     "run": ("ProgressCallback", "SweepData", "SweepOutcome", "evaluate_cell",
-            "load_sweep_data", "run_sweep"),
+            "load_sweep_data", "run_sweep", "sweep_data"),
     "store": ("COUNTER_COLUMNS", "MEASURED_COLUMNS", "RESULT_COLUMNS", "WORKLOAD_COLUMNS",
               "SweepStore", "atomic_write", "results_frame"),
 }
@@ -94,6 +94,7 @@ if TYPE_CHECKING:  # the names for type checkers and editors
         evaluate_cell,
         load_sweep_data,
         run_sweep,
+        sweep_data,
     )
     from explorer.sweep.store import (
         COUNTER_COLUMNS,
@@ -111,4 +112,4 @@ __all__ = ["CONFIG_PARAMETERS", "COUNTER_COLUMNS", "DEVICE_PARAMETERS", "MAX_CEL
            "SweepSpec", "SweepStore", "atomic_write", "cell_config", "cell_seed", "check_value",
            "config_record", "connect", "default_workers", "evaluate_cell", "load_sweep_data",
            "make_grid", "parse_set_option", "parse_value", "read_grid_file", "results_frame",
-           "run_sweep", "sweep_parameters"]
+           "run_sweep", "sweep_data", "sweep_parameters"]

@@ -12,15 +12,16 @@ from typing import Any
 import numpy as np
 import param
 
-from explorer.crossbar import CrossbarConfig
+from explorer.settings import CrossbarConfig, crossbar_knobs
+from explorer.settings.base import checked_value, nearest
 from explorer.device import PRESETS, DeviceModel
 from explorer.errors import InputError
 
 DEVICE_PARAMETERS = ("preset", "levels", "nonlinearity", "g_min", "g_max")
 """Device parameters a sweep may vary (``preset`` replaces the whole device)."""
-CONFIG_PARAMETERS = tuple(
-    name for name in CrossbarConfig.param if name not in ("name", "device", "seed"))
-"""CrossbarConfig parameters a sweep may vary (the seed comes from the grid point)."""
+CONFIG_PARAMETERS = tuple(name for name in crossbar_knobs() if name != "seed")
+"""CrossbarConfig knobs a sweep may vary, in the settings' part order (the seed comes from
+the grid point): a knob declared in a settings part can be swept at once."""
 MAX_CELLS = 20_000
 """Largest grid accepted (grid points, before trials); split bigger sweeps."""
 MAX_GRID_FILE_BYTES = 1_000_000
@@ -41,8 +42,8 @@ def _parameter(name: str) -> param.Parameter:
         return DeviceModel.param[name]
     if name == "preset":
         return param.Selector(objects=list(PRESETS))
-    raise InputError(f"sweep: unknown parameter {name!r}; valid names: "
-                     f"{', '.join(sweep_parameters())}")
+    raise InputError(f"sweep: unknown parameter {name!r}{nearest(name, sweep_parameters())}; "
+                     f"valid names: {', '.join(sweep_parameters())}")
 
 
 def _bad(name: str, raw: Any, allowed: str) -> InputError:
@@ -105,10 +106,11 @@ def parse_value(name: str, raw: Any) -> Any:
 
 def check_value(name: str, value: Any) -> None:
     """Check one value against its Param bounds (the error names the parameter and range)."""
+    if name in CONFIG_PARAMETERS:
+        checked_value(name, CrossbarConfig.param[name], value, none_word="ideal")
+        return
     try:
-        if name in CONFIG_PARAMETERS:
-            CrossbarConfig(**{name: value})
-        elif name == "g_min" and isinstance(value, float) and value > 0:
+        if name == "g_min" and isinstance(value, float) and value > 0:
             DeviceModel(g_min=value, g_max=2 * value)  # bounds of g_min alone
         elif name == "g_max" and isinstance(value, float) and value > 0:
             DeviceModel(g_min=value / 2, g_max=value)

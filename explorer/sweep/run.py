@@ -57,32 +57,40 @@ class SweepData:
 
 def load_sweep_data(model: str = "lenet5-mnist", data: str | None = None,
                     limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                    download: bool = True, learned_settings: bool = False) -> SweepData:
-    """Load a trained network (pretrained name or checkpoint) and its test images.
+                    download: bool = True, learned_settings: bool = False,
+                    calibration_images: int | None = None) -> SweepData:
+    """Load a trained network (pretrained name or checkpoint), its test images and its
+    calibration images with the shared loader (:func:`explorer.workload.load_workload`:
+    the training split calibrates, as in ``explorer evaluate`` and the dashboard).
 
-    ``data`` defaults to the network's dataset; calibration as ``explorer evaluate``
-    (:func:`explorer.evaluate.calibration_images`). ``learned_settings``: a checkpoint's
+    ``data`` defaults to the network's dataset. ``learned_settings``: a checkpoint's
     codebooks and learned DAC/ADC ranges are applied on every grid point, as ``explorer
     evaluate`` does (:class:`explorer.deploy.CheckpointBuilder`). Bad names, checkpoints
-    or limits raise :class:`InputError`.
+    or limits raise :class:`InputError` naming the setting.
     """
-    from explorer.data import load_dataset
-    from explorer.deploy import checkpoint_settings
-    from explorer.evaluate import calibration_images
-    from explorer.models import MODELS, network_from_checkpoint, read_named_checkpoint
+    from explorer.settings import WorkloadSettings
+    from explorer.settings.base import checked_value
+    from explorer.workload import load_workload
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
-    ckpt, path = read_named_checkpoint(model)
-    network = network_from_checkpoint(ckpt, path)
-    builder = checkpoint_settings(ckpt) if learned_settings else None
+    values = {"model": model, "data": data or "", "limit": limit, "batch_size": batch_size}
+    if calibration_images is not None:
+        values["calibration_images"] = calibration_images
+    for key, value in values.items():
+        checked_value(key, WorkloadSettings.param[key], value)
+    return sweep_data(load_workload(WorkloadSettings(**values), download=download),
+                      batch_size, learned_settings)
+
+
+def sweep_data(loaded: Any, batch_size: int = DEFAULT_BATCH_SIZE,
+               learned_settings: bool = False) -> SweepData:
+    """The :class:`SweepData` of a :class:`explorer.workload.LoadedWorkload`."""
+    from explorer.workload import analog_builder
+
+    builder = analog_builder(loaded.checkpoint) if learned_settings else None
     if builder is not None:
-        builder.check(network)  # before any grid point runs
-    if data is None:
-        data = next(spec.dataset for spec in MODELS.values() if type(network) is spec.build)
-    dataset = load_dataset(data, "test", limit=limit, download=download)
-    calibration, source = calibration_images(data, dataset)
-    return SweepData(network, dataset.images, dataset.labels, calibration, model, data, source,
+        builder.check(loaded.model)  # before any grid point runs
+    return SweepData(loaded.model, loaded.images, loaded.labels, loaded.calibration,
+                     loaded.model_name, loaded.data_name, loaded.calibration_source,
                      batch_size, builder)
 
 
