@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from explorer.device import DeviceModel, NonIdealities
 from explorer.errors import InputError
 from explorer.mapping import METHODS, SCALES, SCHEMES, MappingResult, map_weights
+from explorer.swap import swap_modules
 from explorer.tiles import ADC_RANGES, MAX_BITS, TiledConv2d, TiledLayer, TiledLinear, TileSettings
 
 
@@ -183,6 +184,12 @@ class AnalogLinear(_Programmed, TiledLinear):
 
 AnalogLayer = AnalogConv2d | AnalogLinear
 
+_ANALOG_KINDS: dict[type[nn.Module], type[AnalogConv2d] | type[AnalogLinear]] = {
+    nn.Conv2d: AnalogConv2d, nn.Linear: AnalogLinear}
+"""The layer types :func:`to_crossbar` puts on crossbars and the analog layer each becomes
+(the first type a layer is an instance of); every other module stays digital."""
+
+
 
 class CrossbarModel(nn.Module):
     """A network with its Conv2d/Linear layers on crossbars; ``forward`` as the original.
@@ -204,7 +211,9 @@ class CrossbarModel(nn.Module):
         return self.network(x)
 
     def analog_layers(self) -> list[tuple[str, AnalogLayer]]:
-        """(name, layer) of every analog layer, in model order (names as in the original)."""
+        """(name, layer) of every analog layer (names as in the original), in the order
+        :func:`~explorer.swap.swap_modules` converted them, which is also the order
+        :meth:`reprogram` draws them in."""
         modules = dict(self.network.named_modules())
         return [(name, modules[name]) for name in self._layer_names]  # type: ignore[misc]
 
@@ -287,22 +296,19 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
                          "(dac_bits/adc_bits are not None); pass calibration=images")
     books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
-    layers: dict[str, AnalogLayer] = {}
-    for parent_name, parent in list(network.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if not isinstance(child, (nn.Conv2d, nn.Linear)):
-                continue
-            name = f"{parent_name}.{child_name}" if parent_name else child_name
-            codebook = books.get(name)
-            mapped = map_weights(child.weight.detach(), cfg.device, method=cfg.mapping,
-                                 scheme=cfg.scheme, scale=cfg.scale,
-                                 codebook=None if codebook is None else
-                                 codebook.to(child.weight.device))
-            kind = AnalogConv2d if isinstance(child, nn.Conv2d) else AnalogLinear
-            layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)
-            layer._attach(mapped, nonideal, cfg.device)
-            setattr(parent, child_name, layer)
-            layers[name] = layer
+
+    def analog_layer(name: str, child: nn.Module) -> AnalogLayer:
+        codebook = books.get(name)
+        weight: Tensor = child.weight  # type: ignore[assignment]
+        mapped = map_weights(weight.detach(), cfg.device, method=cfg.mapping,
+                             scheme=cfg.scheme, scale=cfg.scale,
+                             codebook=None if codebook is None else codebook.to(weight.device))
+        kind = next(kind for base, kind in _ANALOG_KINDS.items() if isinstance(child, base))
+        layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)  # type: ignore[arg-type]
+        layer._attach(mapped, nonideal, cfg.device)
+        return layer
+
+    layers: dict[str, AnalogLayer] = swap_modules(network, tuple(_ANALOG_KINDS), analog_layer)
     analog = CrossbarModel(network, cfg, layers).eval()
     if calibration is not None:
         calibrate(analog, calibration)
