@@ -136,20 +136,28 @@ def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
 
 
 class _Programmed:
-    """Conductances of one analog layer: mapping target, programmed state, reads."""
+    """Conductances of one analog layer: mapping target, programmed state, reads.
+
+    ``g_pos`` / ``g_neg`` (S) are this trial's programmed cells, registered
+    buffers: ``.to(device)`` moves them and ``state_dict()`` holds them beside the
+    effective ``weight`` derived from them (so a loaded state reads the cells it was
+    saved with). They are always copies, never views of the noise-free ``mapping``.
+    """
 
     mapping: MappingResult
     nonideal: NonIdealities
     device: DeviceModel
     model: CrossbarModel | None
+    g_pos: Tensor
+    g_neg: Tensor
 
     def _attach(self, mapping: MappingResult, nonideal: NonIdealities,
                 device: DeviceModel) -> None:
         self.mapping = mapping
         self.nonideal = nonideal
         self.device = device
-        self.g_pos = mapping.g_pos.float()
-        self.g_neg = mapping.g_neg.float()
+        for name, target in (("g_pos", mapping.g_pos), ("g_neg", mapping.g_neg)):
+            self.register_buffer(name, _copy(target))  # type: ignore[attr-defined]
         self.read_generator: torch.Generator | None = None
 
     def program(self, generator: torch.Generator | None) -> None:
@@ -157,10 +165,10 @@ class _Programmed:
         m = self.mapping
         target_pos, target_neg = m.g_pos.to(self.weight.device), m.g_neg.to(self.weight.device)
         if generator is None:
-            self.g_pos, self.g_neg = target_pos.float(), target_neg.float()
+            self.g_pos, self.g_neg = _copy(target_pos), _copy(target_neg)
         else:
             self.g_pos = self.nonideal.program(target_pos, self.device, generator).float()
-            self.g_neg = target_neg.float() if m.neg_is_reference else \
+            self.g_neg = _copy(target_neg) if m.neg_is_reference else \
                 self.nonideal.program(target_neg, self.device, generator).float()
         self.set_weight(m.to_weight(self.g_pos, self.g_neg))  # type: ignore[attr-defined]
 
@@ -172,6 +180,11 @@ class _Programmed:
         g_pos = self.nonideal.read(self.g_pos, gen)
         g_neg = self.g_neg if self.mapping.neg_is_reference else self.nonideal.read(self.g_neg, gen)
         return self.mapping.to_weight(g_pos, g_neg)
+
+
+def _copy(t: Tensor) -> Tensor:
+    """A float32 copy of ``t`` (``.float()`` alone returns ``t`` itself when it is one)."""
+    return t.to(dtype=torch.float32, copy=True)
 
 
 class AnalogConv2d(_Programmed, TiledConv2d):
@@ -254,13 +267,11 @@ class CrossbarModel(nn.Module):
         return torch.device("cpu")
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> CrossbarModel:
-        """Moving the model (``.to(device)``) moves the conductances and re-seeds the trial."""
+        """Moving the model (``.to(device)``) moves the conductances (buffers) and
+        re-seeds the trial on the new device: the same (seed, trial) as before the move."""
         before = self._where()
         super()._apply(fn, *args, **kwargs)
         if self._where() != before:
-            for _, layer in self.analog_layers():
-                layer.g_pos = fn(layer.g_pos)
-                layer.g_neg = fn(layer.g_neg)
             self.reprogram(self.trial, self.seed)
         return self
 
