@@ -181,6 +181,18 @@ class _Programmed:
         g_neg = self.g_neg if self.mapping.neg_is_reference else self.nonideal.read(self.g_neg, gen)
         return self.mapping.to_weight(g_pos, g_neg)
 
+    def extra_repr(self) -> str:
+        """The tiles and converters (:meth:`TiledLayer.extra_repr`), then the mapping:
+        ``mapping=method/scheme`` (``/optimal`` for the optimal scale) and the levels."""
+        parts = [super().extra_repr()]  # type: ignore[misc]
+        m = getattr(self, "mapping", None)
+        if m is not None:
+            parts.append(f"mapping={m.method}/{m.scheme}" +
+                         ("" if m.scale == "max" else f"/{m.scale}"))
+            if m.method != "exact":
+                parts.append(f"levels={self.device.levels}")
+        return ", ".join(parts)
+
 
 def _copy(t: Tensor) -> Tensor:
     """A float32 copy of ``t`` (``.float()`` alone returns ``t`` itself when it is one)."""
@@ -201,7 +213,6 @@ _ANALOG_KINDS: dict[type[nn.Module], type[AnalogConv2d] | type[AnalogLinear]] = 
     nn.Conv2d: AnalogConv2d, nn.Linear: AnalogLinear}
 """The layer types :func:`to_crossbar` puts on crossbars and the analog layer each becomes
 (the first type a layer is an instance of); every other module stays digital."""
-
 
 
 class CrossbarModel(nn.Module):
@@ -274,6 +285,9 @@ class CrossbarModel(nn.Module):
         if self._where() != before:
             self.reprogram(self.trial, self.seed)
         return self
+
+    def extra_repr(self) -> str:
+        return f"trial={self.trial}, seed={self.seed}"
 
     def counters(self) -> dict[str, Any]:
         """Hardware counts per layer and their totals (tiles, cells, ADC conversions and DAC

@@ -215,6 +215,22 @@ def test_trial_seeds_are_distinct_and_stable():
 # ----------------------------------------------------------------------------- layers
 
 
+def test_repr_of_a_converted_lenet5_says_what_each_layer_is():
+    model = _network("lenet5")
+    cfg = CrossbarConfig(dac_bits=8, adc_bits=6, tile_rows=128, tile_cols=128, seed=2)
+    text = repr(to_crossbar(model, cfg, calibration=_images("lenet5", 4)))
+    assert "trial=0, seed=2" in text
+    # 400 rows in tiles of 128 word lines: 4 balanced chunks of 100 rows
+    assert ("(fc1): AnalogLinear(in=400, out=120, chunks=4 × 100 rows, tile=128 × 128, "
+            "dac=8 b, adc=6 b (max), mapping=min_error/offset, levels=16)") in text
+    # 6 channels of 5×5: 5 fit a tile, so 2 chunks of 3 channels (75 rows)
+    assert ("(conv2): AnalogConv2d(in=6, out=16, kernel=5 × 5, chunks=2 × 75 rows, "
+            "tile=128 × 128, dac=8 b, adc=6 b (max), mapping=min_error/offset, levels=16)") in text
+    assert "padding=(2, 2)" in text  # conv1 only
+    exact = to_crossbar(model, CrossbarConfig(mapping="exact", dac_bits=None))
+    assert "dac=ideal, adc=ideal, mapping=exact/offset)" in repr(exact)
+
+
 def test_programmed_conductances_are_buffers_saved_and_loaded_with_the_model():
     model = _network("lenet5")
     x = _images("lenet5", 4)
