@@ -464,6 +464,38 @@ class TiledLayer(nn.Module):
         k = max(1, math.ceil(s.adc_percentile / 100.0 * flat.numel()))
         return float(flat.kthvalue(min(k, flat.numel())).values)
 
+    # -- description -------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The layer's shape, row chunks, tile and converters, e.g. ``in=400, out=120,
+        chunks=4 × 100 rows, tile=128 × 128, dac=8 b, adc=6 b (max)`` (no tensor is read)."""
+        s = self.settings
+        parts = self._shape_repr()
+        if self.bias is None:
+            parts.append("bias=False")
+        sizes = self.plan.sizes
+        rows = f"{min(sizes)}" if min(sizes) == max(sizes) else f"{min(sizes)}–{max(sizes)}"
+        chunks = f"chunks={len(sizes)} × {rows} rows"
+        if self.plan.kernel_splits > 1:
+            chunks += f" (kernels split in {self.plan.kernel_splits})"
+        parts += [chunks, f"tile={s.tile_rows} × {s.tile_cols}"]
+        dac = "ideal" if s.dac_bits is None else f"{s.dac_bits} b"
+        parts.append(f"dac={dac}" + (" bit-serial" if s.bit_serial else "") +
+                     (" signed" if self.signed_input else ""))
+        if s.adc_bits is None:
+            parts.append("adc=ideal")
+        else:
+            how = {"max": "max", "percentile": f"p{s.adc_percentile:g}",
+                   "fixed": f"fixed {s.adc_fixed_range:g}"}[s.adc_range]
+            parts.append(f"adc={s.adc_bits} b ({how})")
+        if self.needs_ranges and not self.calibrated:
+            parts.append("uncalibrated")
+        return ", ".join(parts)
+
+    def _shape_repr(self) -> list[str]:
+        """The layer's geometry for :meth:`extra_repr`."""
+        raise NotImplementedError
+
     # -- counters ----------------------------------------------------------------------
 
     @property
@@ -540,6 +572,9 @@ class TiledLinear(TiledLayer):
         w = layer.weight if weight is None else weight
         return cls(w, layer.bias, settings, plan, name)
 
+    def _shape_repr(self) -> list[str]:
+        return [f"in={self.weight.shape[1]}", f"out={self.out_features}"]
+
     def _positions(self, x: Tensor) -> int:
         return 1
 
@@ -598,6 +633,16 @@ class TiledConv2d(TiledLayer):
         return cls(w, layer.bias, settings, plan, name, tuple(layer.stride),
                    layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
                    tuple(layer.dilation))
+
+    def _shape_repr(self) -> list[str]:
+        out, channels, kh, kw = self.weight.shape
+        parts = [f"in={channels}", f"out={out}", f"kernel={kh} × {kw}"]
+        for key, value, default in (("stride", self.stride, (1, 1)),
+                                    ("padding", self.padding, (0, 0)),
+                                    ("dilation", self.dilation, (1, 1))):
+            if value != default:
+                parts.append(f"{key}={value}")
+        return parts
 
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tensor:
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)

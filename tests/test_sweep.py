@@ -87,7 +87,8 @@ def test_set_options_are_typed_by_their_parameter():
 
 
 def test_unknown_name_lists_the_valid_names():
-    with pytest.raises(InputError, match=r"unknown parameter 'levls' \(did you mean 'levels'\?\); valid names: .*levels"):
+    with pytest.raises(InputError, match=r"unknown parameter 'levls' \(did you mean "
+                                         r"'levels'\?\); valid names: .*levels"):
         parse_set_option("levls=4,8")
 
 
@@ -137,7 +138,8 @@ def test_impossible_combinations_are_found_before_any_work():
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("g.yaml", b"levels: [4, 8]\nlevls: [1]\n", r"unknown parameter 'levls' \(did you mean 'levels'\?\); valid names:"),
+    ("g.yaml", b"levels: [4, 8]\nlevls: [1]\n",
+     r"unknown parameter 'levls' \(did you mean 'levels'\?\); valid names:"),
     ("g.json", b'{"levels": [4, 8], "adc": [4]}', r"unknown parameter 'adc'.*; valid names:"),
     ("g.yaml", b"- levels\n- 4\n", r"must hold a mapping of parameter names .* got list"),
     ("g.yaml", b"levels: [4, 8\n", r"is not valid YAML"),

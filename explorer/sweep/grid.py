@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import param
 
-from explorer.settings import CrossbarConfig, crossbar_knobs
-from explorer.settings.base import checked_value, nearest
 from explorer.device import PRESETS, DeviceModel
 from explorer.errors import InputError
+from explorer.settings import CrossbarConfig, crossbar_knobs
+from explorer.settings.base import checked_value, nearest
 
 DEVICE_PARAMETERS = ("preset", "levels", "nonlinearity", "g_min", "g_max")
 """Device parameters a sweep may vary (``preset`` replaces the whole device)."""

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from explorer.errors import InputError
 from explorer.evaluate import DEFAULT_BATCH_SIZE, Cancelled, evaluate
 from explorer.sweep.points import GridPoint, SweepSpec, _digest, cell_config, config_record
 from explorer.sweep.store import COUNTER_COLUMNS, SweepStore, results_frame
