@@ -224,12 +224,26 @@ def test_preset_and_conductance_range(weights):
 def test_converter_bits_mirror_the_config_both_ways():
     config = CrossbarConfig()
     controls = CrossbarControls(config)
-    assert (controls.dac_choice, controls.adc_choice) == ("8 bits", "ideal")
-    widget(controls, pn.widgets.Select, "ADC bits").value = "4 bits"
+    dac = widget(controls, pn.widgets.Select, "DAC bits")
+    adc = widget(controls, pn.widgets.Select, "ADC bits")
+    assert (dac.value, adc.value) == ("8 bits", "ideal")
+    adc.value = "4 bits"
     assert config.adc_bits == 4
     config.dac_bits = None
-    assert controls.dac_choice == "ideal"
-    assert widget(controls, pn.widgets.Select, "DAC bits").value == "ideal"
+    assert dac.value == "ideal"
+
+
+def test_every_knob_of_a_part_gets_a_control():
+    from explorer.settings import ConverterSettings, NoiseSettings
+
+    config = CrossbarConfig()
+    for controls, part in ((CrossbarControls(config), ConverterSettings),
+                           (NonIdealityControls(config), NoiseSettings)):
+        labels = set()
+        for w in controls.__panel__().select(pn.widgets.Widget):
+            labels.add(w.label)
+        for knob in part.knobs():
+            assert part.param[knob].label in labels, knob
 
 
 def test_impossible_combination_is_shown():
@@ -432,6 +446,25 @@ def test_settings_export_import_round_trip(runner):
 
     with pytest.raises(InputError, match="levels"):
         other.import_settings({"device": {"levels": 1}, "crossbar": {}})
-    with pytest.raises(InputError, match="unknown crossbar settings"):
+    with pytest.raises(InputError, match=r"unknown key 'adc_bitz' \(did you mean 'adc_bits'"):
         other.import_settings({"device": {}, "crossbar": {"adc_bitz": 3}})
+    with pytest.raises(InputError, match=r"converters.adc_bits: 40 is not allowed"):
+        other.import_settings({"version": 1, "converters": {"adc_bits": 40}})
+    with pytest.raises(InputError, match=r"workload.model: the dashboard evaluates"):
+        other.import_settings({"version": 1, "workload": {"model": "my.pt"}})
     assert other.export_settings() == before
+
+
+def test_exported_settings_include_the_workload_and_drawn_curve_rescale(runner):
+    app = Explorer(runner=runner)
+    app.accuracy.param.update(limit=300, trials=2)
+    app.config.device.set_points([0, 5, 10], [1e-6, 4e-6, 5e-6])
+    app.config.device.param.update(g_min=2e-6, g_max=8e-6)  # rescale the drawn curve
+    exported = json.loads(json.dumps(app.export_settings()))
+    assert (exported["workload"]["limit"], exported["workload"]["trials"]) == (300, 2)
+    assert (exported["device"]["g_min"], exported["device"]["g_max"]) == (2e-6, 8e-6)
+    other = Explorer(runner=runner)
+    other.import_settings(exported)
+    assert (other.accuracy.limit, other.accuracy.trials) == (300, 2)
+    np.testing.assert_allclose(other.config.device.conductances(),
+                               app.config.device.conductances(), rtol=0, atol=0)

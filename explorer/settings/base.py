@@ -92,8 +92,10 @@ def checked_value(where: str, p: param.Parameter, value: Any, none_word: str = "
     """``value`` as the type ``p`` declares, within its bounds; else an InputError naming
     ``where`` (e.g. ``noise.prog_sigma``) and the allowed values. JSON-like input:
     integral floats are accepted as integers, never booleans as numbers."""
+    raw = value
+
     def bad() -> InputError:
-        shown = none_word if value is None else repr(value)
+        shown = none_word if raw is None else repr(raw)
         return InputError(f"{where}: {shown} is not allowed; expected {allowed(p, none_word)}")
 
     if value is None:
