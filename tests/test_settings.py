@@ -45,8 +45,8 @@ def test_every_knob_is_declared_in_exactly_one_part():
 
 def test_cli_options_are_generated_from_the_declarations():
     parser = build_parser(only="evaluate")
-    sub = parser._subparsers._group_actions[0].choices["evaluate"]  # noqa: SLF001
-    options = {a.dest: a for a in sub._actions}  # noqa: SLF001
+    sub = parser._subparsers._group_actions[0].choices["evaluate"]
+    options = {a.dest: a for a in sub._actions}
     for part in (*CROSSBAR_PARTS, WorkloadSettings):
         for name in part.knobs():
             p = part.param[name]

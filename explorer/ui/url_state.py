@@ -9,6 +9,7 @@ value, the twin is reset) – never applied half-way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -41,10 +42,8 @@ def from_text(p: param.Parameter, text: str, where: str) -> Any:
     elif isinstance(p, param.Boolean):
         value = {"true": True, "false": False}.get(text.strip().lower(), text)
     elif isinstance(p, (param.Integer, param.Number)):
-        try:
+        with contextlib.suppress(ValueError):  # not a number: refused by checked_value
             value = int(text) if isinstance(p, param.Integer) else float(text)
-        except ValueError:
-            pass
     return checked_value(where, p, value)
 
 
