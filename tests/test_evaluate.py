@@ -117,13 +117,13 @@ def test_evaluate_command_prints_json(cli, capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--adc-bits", "17"], "adc_bits"),
-    (["--tile-rows", "0"], "tile_rows"),
-    (["--prog-sigma", "-0.1"], "prog_sigma"),
-    (["--levels", "1"], "levels"),
+    (["--adc-bits", "17"], "--adc-bits: 17 is not allowed"),
+    (["--tile-rows", "0"], "--tile-rows: 0 is not allowed"),
+    (["--prog-sigma", "-0.1"], "--prog-sigma: -0.1 is not allowed"),
+    (["--levels", "1"], "--levels: 1 is not allowed"),
     (["--device-csv", "x.csv", "--levels", "8"], "--device-csv"),
     (["--preset", "Unobtainium"], "preset"),
-    (["--trials", "0"], "trials"),
+    (["--trials", "0"], "--trials: 0 is not allowed"),
 ])
 def test_evaluate_command_rejects_bad_input_in_one_line(cli, capsys, argv, message):
     code, _out, err = cli(capsys, "evaluate", "--limit", "20", *argv)
