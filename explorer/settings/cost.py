@@ -33,3 +33,8 @@ class CostSettings(Part):
         default="", label="Cost constants file",
         doc="JSON file of component constants (energies in J, areas in F², times in s) "
             "replacing the bundled assets/cost_constants.json; empty = the bundled one.")
+
+    def check(self) -> None:
+        from explorer.cost_constants import load_constants
+
+        load_constants(self.cost_constants)
