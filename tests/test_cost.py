@@ -262,3 +262,44 @@ def test_cost_and_evaluate_json_carry_the_cost_keys(capsys):
     assert keys <= set(evaluated)
     # same calibration images, same programmed cells: the same cost
     assert evaluated["energy_pj_per_image"] == pytest.approx(cost["energy_pj_per_image"])
+
+
+# ----------------------------------------------------------------------------- sweep report
+
+
+def test_pareto_front_of_accuracy_against_energy():
+    import pandas as pd
+
+    from explorer.sweep.report import accuracy_energy_points
+
+    # point: (adc_bits, accuracies over two trials, energy pJ)
+    table = {"a": (3, (0.70, 0.72), 800.0), "b": (4, (0.97, 0.99), 900.0),
+             "c": (6, (0.95, 0.95), 1200.0),  # dominated by b: less accurate, costlier
+             "d": (8, (0.99, 0.99), 1400.0), "e": (5, (0.97, 0.97), 900.0)}  # b beats e
+    rows = [{"point": key, "trial": t, "adc_bits": bits, "accuracy": acc,
+             "energy_pj_per_image": energy}
+            for key, (bits, accs, energy) in table.items() for t, acc in enumerate(accs)]
+    points = accuracy_energy_points(pd.DataFrame(rows), ["adc_bits"])
+    front = set(points.loc[points["pareto"], "point"])
+    assert front == {"a", "b", "d"}
+    assert points.set_index("point").loc["b", "accuracy"] == pytest.approx(98.0)
+    assert list(points["energy_pj_per_image"]) == sorted(points["energy_pj_per_image"])
+
+
+def test_sweep_report_draws_accuracy_against_energy(tmp_path):
+    import pandas as pd
+
+    from explorer.sweep.report import save_plots
+
+    rows = [{"point": f"p{i}", "trial": 0, "adc_bits": b, "accuracy": a,
+             "energy_pj_per_image": e}
+            for i, (b, a, e) in enumerate([(3, 0.7, 800.0), (4, 0.98, 900.0), (8, 0.99, 1400.0)])]
+    written, note = save_plots(pd.DataFrame(rows), ["adc_bits"], tmp_path)
+    assert note == "" and {"energy_html", "energy_png"} <= set(written)
+    page = (tmp_path / "energy.html").read_text()
+    assert "Pareto" in page and "900.00" in page
+    # a table without energies (written before the cost model) draws no energy page
+    old = pd.DataFrame(rows).drop(columns=["energy_pj_per_image"])
+    (tmp_path / "old").mkdir()
+    written, _ = save_plots(old, ["adc_bits"], tmp_path / "old")
+    assert "energy_html" not in written and not (tmp_path / "old" / "energy.html").exists()
