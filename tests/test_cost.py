@@ -303,3 +303,12 @@ def test_sweep_report_draws_accuracy_against_energy(tmp_path):
     (tmp_path / "old").mkdir()
     written, _ = save_plots(old, ["adc_bits"], tmp_path / "old")
     assert "energy_html" not in written and not (tmp_path / "old" / "energy.html").exists()
+
+
+def test_cost_settings_change_no_sweep_seed():
+    from explorer.sweep.points import cell_seed
+
+    base = CrossbarConfig(adc_bits=4)
+    other = CrossbarConfig(adc_bits=4, tech_node=65, adc_type="mlsa", cols_per_adc=2)
+    assert cell_seed(base, 7) == cell_seed(other, 7)
+    assert cell_seed(base, 7) != cell_seed(CrossbarConfig(adc_bits=5), 7)
