@@ -391,9 +391,11 @@ class TiledLayer(nn.Module):
         else:
             full = float(dac_max_code(bits)) if bits is not None else \
                 (float(self.dac_range) or 1.0)
-            a = codes / full
-            a2 = a * a
-            nonzero = (codes > 0).to(x.dtype)
+            scale = 1.0 / max(1, x.shape[0])
+            stacked = torch.stack([codes.sum(0).mul_(scale / full),
+                                   codes.square_().sum(0).mul_(scale / full ** 2),
+                                   codes.count_nonzero(0).to(x.dtype).mul_(scale)])
+            return dict(zip(("act", "act_sq", "active"), self._row_sums(stacked), strict=True))
         stacked = torch.stack([a.sum(0), a2.sum(0), nonzero.sum(0)]) / max(1, x.shape[0])
         sums = self._row_sums(stacked)
         return {"act": sums[0], "act_sq": sums[1], "active": sums[2]}
