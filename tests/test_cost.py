@@ -66,6 +66,21 @@ def test_counters_of_a_small_conv():
     assert c["adc_conversions"] == 2 * 5 * 16
 
 
+def test_conv_input_statistics_match_an_unfold_by_hand():
+    # per word line (c, u, v): Σ over output positions of a = code / 255 under that kernel
+    # position, per image; stride 2 and padding 1 so that borders count
+    torch.manual_seed(4)
+    conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    tiled = TiledConv2d.from_layer(conv, TileSettings(tile_rows=9, dac_bits=8, adc_bits=6))
+    x = torch.rand(5, 3, 7, 7)
+    tiled.calibrate(x)
+    codes = torch.round(x / (x.max() / 255)).clamp(0, 255) / 255
+    cols = torch.nn.functional.unfold(codes, 3, padding=1, stride=2)  # [B, 27, L]
+    assert torch.allclose(tiled.input_stats["act"], cols.sum(2).mean(0), rtol=1e-5)
+    assert torch.allclose(tiled.input_stats["act_sq"], (cols ** 2).sum(2).mean(0), rtol=1e-5)
+    assert torch.allclose(tiled.input_stats["active"], (cols > 0).float().sum(2).mean(0))
+
+
 # ----------------------------------------------------------------------------- components
 
 # DESIGN.md §9 (NeuroSim SarADC.cpp, LP): P = (a·b + c) µW for (b + 1) ns.

@@ -58,3 +58,15 @@ def test_bad_constants_file_shows_one_line_and_keeps_the_last_plot(panel, tmp_pa
     assert panel.source.data["layer"] == before["layer"]
     panel.config.cost_constants = ""
     assert panel.error == ""
+
+
+def test_a_new_device_is_followed(panel):
+    from explorer.device import DeviceModel
+
+    before = panel.report.energy_breakdown_pj["array"]
+    panel.config.device = DeviceModel(g_min=1e-6, g_max=2e-5, levels=16)
+    doubled = panel.report.energy_breakdown_pj["array"]
+    assert doubled > 1.5 * before  # higher conductances, more read energy
+    panel.config.device.g_max = 1e-5  # a parameter of the new device
+    assert panel.report.energy_breakdown_pj["array"] < doubled
+

@@ -70,7 +70,11 @@ class CostPanel(pn.viewable.Viewer):
         fig.xgrid.grid_line_color = None
         return fig
 
-    def _changed(self, *_: Any) -> None:
+    def _changed(self, *events: Any) -> None:
+        for event in events:  # a new device object: watch its parameters instead
+            if event.name == "device" and event.obj is self.config:
+                event.new.param.watch(self._changed, [p for p in event.new.param
+                                                      if p != "name"])
         self.update()
 
     def _workload(self) -> tuple[Any, Any]:
