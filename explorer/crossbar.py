@@ -200,7 +200,8 @@ class CrossbarModel(nn.Module):
         """Hardware counts per layer and their totals (tiles, cells, ADC conversions and DAC
         cycles per image); per-image counts come from the calibration batch's shape."""
         layers = {name: layer.counters() for name, layer in self.analog_layers()}
-        keys = ("tiles", "cells", "adc_conversions", "dac_cycles")
+        keys = ("tiles", "cells", "adc_conversions", "dac_cycles", "row_activations",
+                "shift_adds")
         total = {key: int(sum(c[key] for c in layers.values())) for key in keys}
         return {"layers": layers, "total": total}
 

@@ -248,6 +248,7 @@ class TiledLayer(nn.Module):
         self.calibrated = False
         self.calibrating = False
         self.positions = 0  # output positions per image (H'·W'; 1 for Linear), from calibration
+        self.input_stats: dict[str, Tensor] = {}  # per word line, from calibration (cost)
         self._cache: dict[str, Any] = {}
 
     # -- weights and ranges ------------------------------------------------------------
@@ -366,9 +367,43 @@ class TiledLayer(nn.Module):
         self.dac_range.fill_(float(x.abs().max()) if x.numel() else 0.0)
         self.positions = self._positions(x)
         self._cache.clear()
+        self.input_stats = self._input_stats(x)
         out = self._run(x, self.weight, calibrate=True)
         self.calibrated = True
         return out
+
+    def _input_stats(self, x: Tensor) -> dict[str, Tensor]:
+        """Per word line (im2col order), per image: Σ over reads of the applied input ``a``
+        (fraction of the full-scale read voltage: DAC code / max code, or one bit of a
+        bit-serial plane), of ``a²`` and of reads with ``a ≠ 0`` – for the data-dependent
+        array-read and driver energy (:mod:`explorer.cost`). Signed inputs: ``|a|`` (one of
+        the two passes carries it). Batch reductions first, so it costs a few passes over
+        ``x`` and one product of a single image."""
+        codes = self._codes(x).abs()
+        bits = self.settings.dac_bits
+        if self.settings.bit_serial:
+            ints = codes.to(torch.int64)
+            count = torch.zeros_like(ints)
+            for b in range(int(bits)):
+                count += (ints >> b) & 1
+            a = a2 = count.to(x.dtype)
+            nonzero = a
+        else:
+            full = float(dac_max_code(bits)) if bits is not None else \
+                (float(self.dac_range) or 1.0)
+            scale = 1.0 / max(1, x.shape[0])
+            stacked = torch.stack([codes.sum(0).mul_(scale / full),
+                                   codes.square_().sum(0).mul_(scale / full ** 2),
+                                   codes.count_nonzero(0).to(x.dtype).mul_(scale)])
+            return dict(zip(("act", "act_sq", "active"), self._row_sums(stacked), strict=True))
+        stacked = torch.stack([a.sum(0), a2.sum(0), nonzero.sum(0)]) / max(1, x.shape[0])
+        sums = self._row_sums(stacked)
+        return {"act": sums[0], "act_sq": sums[1], "active": sums[2]}
+
+    def _row_sums(self, per_input: Tensor) -> Tensor:
+        """``[S, rows]``: for each of ``S`` batch-reduced inputs, the sum over output
+        positions of the value on each word line (Linear: the input itself)."""
+        return per_input
 
     def partial_sums(self, x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Each chunk's column partial sums before the ADC, for inspection and tests.
@@ -507,12 +542,16 @@ class TiledLayer(nn.Module):
 
         ``tiles`` = row chunks × column tiles; ``cells`` = rows × columns × cells per
         weight; ``adc_conversions`` = chunks × columns × output positions × input
-        planes; ``dac_cycles`` = input vectors applied per image (positions × planes).
+        planes (also by ADC bits); ``dac_cycles`` = ``reads`` = input vectors applied per
+        image (positions × planes; all tiles read at once); ``row_activations`` = word
+        lines driven per image (rows × column tiles × reads); ``shift_adds`` = partial sums
+        shifted and added into an accumulator (one per conversion).
         """
         s = self.settings
         columns = self.out_features * s.cells_per_weight
         col_tiles = math.ceil(columns / s.tile_cols)
         planes = self.planes
+        conversions = self.plan.count * self.out_features * self.positions * planes
         return {
             "rows": self.plan.rows,
             "columns": columns,
@@ -524,8 +563,12 @@ class TiledLayer(nn.Module):
             "row_utilisation": sum(self.plan.sizes) / (self.plan.count * s.tile_rows),
             "planes": planes,
             "positions": self.positions,
-            "adc_conversions": self.plan.count * self.out_features * self.positions * planes,
+            "adc_conversions": conversions,
+            "adc_conversions_by_bits": {str(s.adc_bits or "ideal"): conversions},
             "dac_cycles": self.positions * planes,
+            "reads": self.positions * planes,
+            "row_activations": self.plan.rows * col_tiles * self.positions * planes,
+            "shift_adds": conversions,
         }
 
     # -- geometry hooks (Conv2d / Linear) ----------------------------------------------
@@ -690,6 +733,14 @@ class TiledConv2d(TiledLayer):
     def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
         h_out, w_out = self._out_hw(x)
         return out.view(batch, h_out, w_out, -1).permute(0, 3, 1, 2)
+
+    def _row_sums(self, per_input: Tensor) -> Tensor:
+        # one-hot kernels: output channel c·kk + k sums x[c] under kernel position k
+        channels, (kh, kw) = per_input.shape[1], self.weight.shape[2:]
+        eye = torch.eye(kh * kw, dtype=per_input.dtype, device=per_input.device)
+        kernel = eye.view(kh * kw, 1, kh, kw).repeat(channels, 1, 1, 1)
+        out = self._conv(per_input.contiguous(), kernel, None, channels)
+        return out.sum((2, 3))
 
     def _out_hw(self, x: Tensor) -> tuple[int, int]:
         key = ("hw", tuple(x.shape[2:]))
