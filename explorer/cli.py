@@ -1,7 +1,9 @@
 """The ``explorer`` command line.
 
 Sub-commands are discovered: every module in :mod:`explorer.commands` defines
-``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Bad input
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Only the command
+being run is imported: the overview (``explorer --help``) reads each module's ``NAME``
+and ``HELP`` from its source, so it loads no torch. Bad input
 (:class:`~explorer.errors.InputError`, Param's bound errors) ends with exit status 2
 and one line on stderr, never a traceback.
 """
@@ -9,12 +11,13 @@ and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
 import pkgutil
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from pathlib import Path
 from typing import Any
 
 from explorer import __version__, commands
@@ -28,26 +31,39 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _command_modules() -> list[ModuleType]:
-    found = []
+def _commands() -> dict[str, tuple[str, str]]:
+    """``{NAME: (module name, HELP)}`` of every command module, read from the sources
+    (literal ``NAME``/``HELP`` assignments), sorted by name; nothing is imported."""
+    found = {}
     for info in pkgutil.iter_modules(commands.__path__):
-        if not info.name.startswith("_"):
-            found.append(importlib.import_module(f"{commands.__name__}.{info.name}"))
-    return sorted(found, key=lambda m: m.NAME)
+        if info.name.startswith("_"):
+            continue
+        source = Path(commands.__path__[0], f"{info.name}.py").read_text(encoding="utf-8")
+        consts: dict[str, str] = {}
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                    isinstance(node.targets[0], ast.Name) and \
+                    node.targets[0].id in ("NAME", "HELP"):
+                consts[node.targets[0].id] = ast.literal_eval(node.value)
+        found[consts["NAME"]] = (f"{commands.__name__}.{info.name}", consts["HELP"])
+    return dict(sorted(found.items()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, one sub-parser per discovered command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser, one sub-parser per discovered command; the options of command
+    ``only`` are added (only its module is imported); with None, only the overview."""
     parser = _Parser(
         prog="explorer",
         description="Crossbar Explorer: ReRAM crossbar simulation of trained neural networks.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in _command_modules():
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+    for name, (module_name, help_text) in _commands().items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if only == name:
+            module = importlib.import_module(module_name)
+            module.add_arguments(cmd)
+            cmd.set_defaults(_run=module.run)
     return parser
 
 
@@ -66,7 +82,9 @@ def _json_default(value: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``explorer`` console script; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=chosen if chosen in _commands() else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
@@ -80,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"explorer {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `explorer info | head`: the reader left, nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

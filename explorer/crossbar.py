@@ -35,6 +35,7 @@ from explorer.errors import InputError
 from explorer.mapping import MappingResult, map_weights
 from explorer.nonideal import NonIdealities
 from explorer.settings.crossbar import CrossbarConfig
+from explorer.swap import swap_modules
 from explorer.tiles import TiledConv1d, TiledConv2d, TiledLayer, TiledLinear
 
 
@@ -45,20 +46,28 @@ def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
 
 
 class _Programmed:
-    """Conductances of one analog layer: mapping target, programmed state, reads."""
+    """Conductances of one analog layer: mapping target, programmed state, reads.
+
+    ``g_pos`` / ``g_neg`` (S) are this trial's programmed cells, registered
+    buffers: ``.to(device)`` moves them and ``state_dict()`` holds them beside the
+    effective ``weight`` derived from them (so a loaded state reads the cells it was
+    saved with). They are always copies, never views of the noise-free ``mapping``.
+    """
 
     mapping: MappingResult
     nonideal: NonIdealities
     device: DeviceModel
     model: CrossbarModel | None
+    g_pos: Tensor
+    g_neg: Tensor
 
     def _attach(self, mapping: MappingResult, nonideal: NonIdealities,
                 device: DeviceModel) -> None:
         self.mapping = mapping
         self.nonideal = nonideal
         self.device = device
-        self.g_pos = mapping.g_pos.float()
-        self.g_neg = mapping.g_neg.float()
+        for name, target in (("g_pos", mapping.g_pos), ("g_neg", mapping.g_neg)):
+            self.register_buffer(name, _copy(target))  # type: ignore[attr-defined]
         self.read_generator: torch.Generator | None = None
 
     def program(self, generator: torch.Generator | None) -> None:
@@ -66,10 +75,10 @@ class _Programmed:
         m = self.mapping
         target_pos, target_neg = m.g_pos.to(self.weight.device), m.g_neg.to(self.weight.device)
         if generator is None:
-            self.g_pos, self.g_neg = target_pos.float(), target_neg.float()
+            self.g_pos, self.g_neg = _copy(target_pos), _copy(target_neg)
         else:
             self.g_pos = self.nonideal.program(target_pos, self.device, generator).float()
-            self.g_neg = target_neg.float() if m.neg_is_reference else \
+            self.g_neg = _copy(target_neg) if m.neg_is_reference else \
                 self.nonideal.program(target_neg, self.device, generator).float()
         self.set_weight(m.to_weight(self.g_pos, self.g_neg))  # type: ignore[attr-defined]
 
@@ -81,6 +90,23 @@ class _Programmed:
         g_pos = self.nonideal.read(self.g_pos, gen)
         g_neg = self.g_neg if self.mapping.neg_is_reference else self.nonideal.read(self.g_neg, gen)
         return self.mapping.to_weight(g_pos, g_neg)
+
+    def extra_repr(self) -> str:
+        """The tiles and converters (:meth:`TiledLayer.extra_repr`), then the mapping:
+        ``mapping=method/scheme`` (``/optimal`` for the optimal scale) and the levels."""
+        parts = [super().extra_repr()]  # type: ignore[misc]
+        m = getattr(self, "mapping", None)
+        if m is not None:
+            parts.append(f"mapping={m.method}/{m.scheme}" +
+                         ("" if m.scale == "max" else f"/{m.scale}"))
+            if m.method != "exact":
+                parts.append(f"levels={self.device.levels}")
+        return ", ".join(parts)
+
+
+def _copy(t: Tensor) -> Tensor:
+    """A float32 copy of ``t`` (``.float()`` alone returns ``t`` itself when it is one)."""
+    return t.to(dtype=torch.float32, copy=True)
 
 
 class AnalogConv2d(_Programmed, TiledConv2d):
@@ -96,8 +122,12 @@ class AnalogLinear(_Programmed, TiledLinear):
 
 
 AnalogLayer = AnalogConv1d | AnalogConv2d | AnalogLinear
-_ANALOG_KIND = ((nn.Conv1d, AnalogConv1d), (nn.Conv2d, AnalogConv2d),
-                (nn.Linear, AnalogLinear))
+
+_ANALOG_KINDS: dict[type[nn.Module], type[AnalogLayer]] = {
+    nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d, nn.Linear: AnalogLinear}
+"""The layer types :func:`to_crossbar` puts on crossbars and the analog layer each becomes
+(the first type a layer is an instance of), when :mod:`explorer.coverage` finds it called
+as a layer; every other module stays digital."""
 
 
 class CrossbarModel(nn.Module):
@@ -120,7 +150,9 @@ class CrossbarModel(nn.Module):
         return self.network(x)
 
     def analog_layers(self) -> list[tuple[str, AnalogLayer]]:
-        """(name, layer) of every analog layer, in model order (names as in the original)."""
+        """(name, layer) of every analog layer (names as in the original), in the order
+        :func:`~explorer.swap.swap_modules` converted them, which is also the order
+        :meth:`reprogram` draws them in."""
         modules = dict(self.network.named_modules())
         return [(name, modules[name]) for name in self._layer_names]  # type: ignore[misc]
 
@@ -161,21 +193,23 @@ class CrossbarModel(nn.Module):
         return torch.device("cpu")
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> CrossbarModel:
-        """Moving the model (``.to(device)``) moves the conductances and re-seeds the trial."""
+        """Moving the model (``.to(device)``) moves the conductances (buffers) and
+        re-seeds the trial on the new device: the same (seed, trial) as before the move."""
         before = self._where()
         super()._apply(fn, *args, **kwargs)
         if self._where() != before:
-            for _, layer in self.analog_layers():
-                layer.g_pos = fn(layer.g_pos)
-                layer.g_neg = fn(layer.g_neg)
             self.reprogram(self.trial, self.seed)
         return self
+
+    def extra_repr(self) -> str:
+        return f"trial={self.trial}, seed={self.seed}"
 
     def counters(self) -> dict[str, Any]:
         """Hardware counts per layer and their totals (tiles, cells, ADC conversions and DAC
         cycles per image); per-image counts come from the calibration batch's shape."""
         layers = {name: layer.counters() for name, layer in self.analog_layers()}
-        keys = ("tiles", "cells", "adc_conversions", "dac_cycles")
+        keys = ("tiles", "cells", "adc_conversions", "dac_cycles", "row_activations",
+                "shift_adds")
         total = {key: int(sum(c[key] for c in layers.values())) for key in keys}
         return {"layers": layers, "total": total}
 
@@ -206,22 +240,25 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
                          "(dac_bits/adc_bits are not None); pass calibration=images")
     books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
-    layers: dict[str, AnalogLayer] = {}
-    candidates = analog_children(network)
-    for name, parent, child_name, child in candidates:
+
+    candidates = analog_children(network)  # called as layers (not read by their parent)
+    selected = {id(child) for *_, child in candidates}
+
+    def analog_layer(name: str, child: nn.Module) -> AnalogLayer | None:
         if only is not None and name not in only:
-            continue
+            return None
         codebook = books.get(name)
-        mapped = map_weights(child.weight.detach(), cfg.device, method=cfg.mapping,
+        weight: Tensor = child.weight  # type: ignore[assignment]
+        mapped = map_weights(weight.detach(), cfg.device, method=cfg.mapping,
                              scheme=cfg.scheme, scale=cfg.scale,
-                             codebook=None if codebook is None else
-                             codebook.to(child.weight.device))
-        kind = next(analog for torch_type, analog in _ANALOG_KIND
-                    if isinstance(child, torch_type))
-        layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)
+                             codebook=None if codebook is None else codebook.to(weight.device))
+        kind = next(kind for base, kind in _ANALOG_KINDS.items() if isinstance(child, base))
+        layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)  # type: ignore[arg-type]
         layer._attach(mapped, nonideal, cfg.device)
-        setattr(parent, child_name, layer)
-        layers[name] = layer
+        return layer
+
+    layers: dict[str, AnalogLayer] = swap_modules(
+        network, lambda module: id(module) in selected, analog_layer)
     if only is not None and set(only) - set(layers):
         unknown = sorted(set(only) - set(layers))
         raise InputError(f"only: {unknown} are not crossbar layers of this network; "
@@ -260,5 +297,4 @@ def calibrate(analog: CrossbarModel, images: Tensor) -> None:
 
 
 __all__ = ["AnalogConv1d", "AnalogConv2d", "AnalogLinear", "CrossbarConfig", "CrossbarModel",
-           "TiledLayer",
-           "calibrate", "to_crossbar", "trial_seed"]
+           "TiledLayer", "calibrate", "to_crossbar", "trial_seed"]

@@ -39,61 +39,43 @@ from explorer.device import DeviceModel
 from explorer.errors import CheckpointMismatchError, InputError
 from explorer.models import analog_layers, build_model, load_state_checked, read_checkpoint
 from explorer.qlayers import CODEBOOK_METHODS, prepare_model
+from explorer.settings import Settings, WorkloadSettings, device_from_dict, device_to_dict
 
 Checkpoint = dict[str, Any]
 
 
 # ----------------------------------------------------------------------------- hardware
 def device_spec(device: DeviceModel) -> dict[str, Any]:
-    """Plain data (JSON-ready) that rebuilds ``device`` with :func:`device_from_spec`."""
-    spec: dict[str, Any] = {"source": device.source, "preset": device.preset,
-                            "g_min": float(device.g_min), "g_max": float(device.g_max),
-                            "levels": int(device.levels),
-                            "nonlinearity": float(device.nonlinearity),
-                            "nonlinearity_ltd": float(device.nonlinearity_ltd),
-                            "c2c_sigma": float(device.c2c_sigma)}
-    if device.source == "table":
-        spec["table"] = [float(g) for g in np.asarray(device.table)]
-    elif device.source == "points":
-        spec["points_pulses"] = [float(p) for p in np.asarray(device.points_pulses)]
-        spec["points_g"] = [float(g) for g in np.asarray(device.points_g)]
-    return spec
+    """Plain data (JSON-ready) that rebuilds ``device`` with :func:`device_from_spec` (the
+    settings file's ``device`` section)."""
+    return device_to_dict(device)
 
 
 def device_from_spec(spec: dict[str, Any]) -> DeviceModel:
     """The :class:`DeviceModel` a :func:`device_spec` describes."""
-    common = {"nonlinearity_ltd": spec.get("nonlinearity_ltd", 0.0),
-              "c2c_sigma": spec.get("c2c_sigma", 0.0), "preset": spec.get("preset", "")}
-    source = spec.get("source", "model")
-    if source == "table":
-        return DeviceModel.from_table(spec["table"], **common)
-    if source == "points":
-        dev = DeviceModel.from_points(spec["points_pulses"], spec["points_g"],
-                                      levels=int(spec["levels"]), **common)
-        dev.param.update(g_min=spec["g_min"], g_max=spec["g_max"])
-        return dev
-    return DeviceModel(g_min=spec["g_min"], g_max=spec["g_max"], levels=int(spec["levels"]),
-                       nonlinearity=spec["nonlinearity"], **common)
+    return device_from_dict(spec)
 
 
 def hardware_spec(cfg: CrossbarConfig) -> dict[str, Any]:
-    """Plain data (JSON-ready) of a crossbar configuration, device included."""
-    out = {name: getattr(cfg, name) for name in cfg.param if name not in ("name", "device")}
-    out["device"] = device_spec(cfg.device)
-    return out
+    """A checkpoint's hardware record: the settings file's form (versioned) of the crossbar,
+    device included, without the workload."""
+    record = Settings(crossbar=cfg).to_dict()
+    record.pop(WorkloadSettings.section)
+    return record
 
 
 def config_from_spec(spec: dict[str, Any], **overrides: Any) -> CrossbarConfig:
-    """The :class:`CrossbarConfig` of a :func:`hardware_spec` (with ``overrides``)."""
-    values = {k: v for k, v in spec.items() if k != "device"}
-    known = set(CrossbarConfig.param) - {"name", "device"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise CheckpointMismatchError(f"hardware: unknown crossbar settings {unknown}")
-    values.update(overrides)
-    device = values.pop("device", None) or device_from_spec(spec["device"])
-    cfg = CrossbarConfig(device=device, **values)
-    cfg.validate()
+    """The :class:`CrossbarConfig` of a :func:`hardware_spec` (with ``overrides``); older
+    flat records are migrated. Bad records raise :class:`CheckpointMismatchError`."""
+    try:
+        cfg = Settings.from_dict(spec).crossbar
+    except InputError as exc:
+        raise CheckpointMismatchError(
+            f"model: the checkpoint's hardware record is malformed ({exc})") from None
+    if overrides:
+        values = {k: v for k, v in cfg.param.values().items() if k != "name"}
+        cfg = CrossbarConfig(**{**values, **overrides})
+        cfg.validate()
     return cfg
 
 
@@ -117,6 +99,10 @@ def crossbar_config_from_checkpoint(ckpt: Checkpoint | str | Path,
         raise CheckpointMismatchError(
             "model: the checkpoint's hardware record is malformed (expected the crossbar "
             "settings with a 'device' record, as `explorer train` writes them)")
+    missing = [key for key in ("source", "levels", "g_min", "g_max") if key not in spec["device"]]
+    if missing:
+        raise CheckpointMismatchError(
+            f"model: the checkpoint's hardware record is malformed (missing {missing[0]!r})")
     try:
         return config_from_spec(spec, **overrides)
     except CheckpointMismatchError:

@@ -21,11 +21,11 @@ Other curve sources: a measured table (:meth:`DeviceModel.from_table`,
 curve (:meth:`DeviceModel.from_points`, monotone PCHIP sampled at ``levels`` equally
 spaced pulse numbers).
 
-CSV format (``parse_device_csv``, in :mod:`explorer.device_csv`): UTF-8 text, a header row, one value column named
-``conductance`` (Siemens), ``conductance_uS`` (microsiemens) or ``resistance_ohm``
-(ohm, converted to 1/R), an optional ``pulse`` column (kept for plotting), other columns
-ignored; comma, semicolon or tab separated; at most 1 MB and 100,000 data rows. Row
-numbers in messages are line numbers in the file (the header is row 1).
+CSV format (``parse_device_csv``, in :mod:`explorer.device_csv`): UTF-8 text, a header
+row, one value column named ``conductance`` (Siemens), ``conductance_uS`` (microsiemens)
+or ``resistance_ohm`` (ohm, converted to 1/R), an optional ``pulse`` column (kept for
+plotting), other columns ignored; comma, semicolon or tab separated; at most 1 MB and
+100,000 data rows. Row numbers in messages are line numbers in the file (header = row 1).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from explorer.cost import estimate
 from explorer.coverage import layer_inventory
 from explorer.crossbar import CrossbarConfig, CrossbarModel, to_crossbar
 from explorer.errors import InputError
@@ -72,6 +73,9 @@ class EvaluationResult:
     """The layers holding parameters that stay digital, with reasons."""
     analog_weight_fraction: float = 0.0
     """Weights in crossbar cells ÷ all parameters of the network."""
+    cost: dict[str, Any] = field(default_factory=dict)
+    """Energy, latency and area per image (:meth:`explorer.cost.CostReport.to_dict`), with
+    the array energy from the calibration images' layer inputs."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data."""
@@ -231,4 +235,5 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
         accuracies=accuracies, accuracy_mean=mean, accuracy_std=std,
         float_accuracy=float_correct / len(images), trials=trials, images=len(images),
         counters=analog.counters(), seconds=time.perf_counter() - start,
-        setup_seconds=setup_seconds, config=cfg.summary(), calibration=calibration_source)
+        setup_seconds=setup_seconds, config=cfg.summary(), calibration=calibration_source,
+        cost=estimate(analog, cfg).to_dict())

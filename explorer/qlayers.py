@@ -35,12 +35,15 @@ from explorer.quant import (
     RelaxedQuantizer,
     least_squares_uniform_scale,
 )
+from explorer.swap import swap_modules
 from explorer.tiles import TiledConv2d, TiledLayer, TiledLinear, TileSettings
 
 METHODS = ("float", "gq", "uq", "rq", "hwa")
 CODEBOOK_METHODS = ("gq", "uq", "rq")
 """Methods whose weights take one of L learned values per layer (deployed with the
 ``generalized`` mapping and that codebook)."""
+TRAINABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
+"""The layer types :func:`prepare_model` swaps for a :class:`QuantLayer`."""
 
 
 class QuantLayer(nn.Module):
@@ -211,19 +214,18 @@ def prepare_model(model: nn.Module, method: str, hw: CrossbarConfig) -> nn.Modul
         raise InputError("bit_serial: relaxed-quantization training models parallel inputs; "
                          "train without bit-serial inputs")
     tiles = hw.tile_settings() if method == "rq" else None
-    for parent_name, parent in list(model.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if not isinstance(child, (nn.Conv2d, nn.Linear)):
-                continue
-            name = f"{parent_name}.{child_name}" if parent_name else child_name
-            input_quant = adc_quant = None
-            if method == "rq" and hw.dac_bits is not None:
-                input_quant = RelaxedQuantizer.for_dac(int(hw.dac_bits), 1.0)
-            if method == "rq" and hw.adc_bits is not None:
-                adc_quant = RelaxedQuantizer.for_adc(int(hw.adc_bits), 1.0)
-            wrapped = QuantLayer(child, name, _weight_quantizer(method, child.weight, hw),
-                                 input_quant, adc_quant, tiles)
-            setattr(parent, child_name, wrapped)
+
+    def quant_layer(name: str, child: nn.Module) -> QuantLayer:
+        input_quant = adc_quant = None
+        if method == "rq" and hw.dac_bits is not None:
+            input_quant = RelaxedQuantizer.for_dac(int(hw.dac_bits), 1.0)
+        if method == "rq" and hw.adc_bits is not None:
+            adc_quant = RelaxedQuantizer.for_adc(int(hw.adc_bits), 1.0)
+        return QuantLayer(child, name,  # type: ignore[arg-type]
+                          _weight_quantizer(method, child.weight, hw),  # type: ignore[arg-type]
+                          input_quant, adc_quant, tiles)
+
+    swap_modules(model, TRAINABLE_TYPES, quant_layer)
     return model
 
 
@@ -282,15 +284,15 @@ def to_plain(model: nn.Module) -> nn.Module:
                  for name, layer in quant_layers(model)}
     model.train(was_training)
     plain = copy.deepcopy(model)
-    for parent_name, parent in list(plain.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if isinstance(child, QuantLayer):
-                name = f"{parent_name}.{child_name}" if parent_name else child_name
-                layer = copy.deepcopy(child.layer)
-                layer.weight = nn.Parameter(effective[name])
-                if child.bias is not None:
-                    layer.bias = nn.Parameter(child.bias.detach().clone())
-                setattr(parent, child_name, layer)
+
+    def plain_layer(name: str, child: QuantLayer) -> nn.Module:
+        layer = copy.deepcopy(child.layer)
+        layer.weight = nn.Parameter(effective[name])
+        if child.bias is not None:
+            layer.bias = nn.Parameter(child.bias.detach().clone())
+        return layer
+
+    swap_modules(plain, QuantLayer, plain_layer)  # type: ignore[arg-type]
     return plain.eval()
 
 

@@ -37,9 +37,9 @@ import torch
 from torch import Tensor, nn
 
 from explorer.device import DeviceModel
-from explorer.nonideal import NonIdealities
 from explorer.errors import InputError
 from explorer.mapping import lloyd_max, map_weights
+from explorer.nonideal import NonIdealities
 from explorer.relaxation import RelaxedSample, SoftRoundSample
 
 RELAXATIONS = ("soft_round", "gumbel")

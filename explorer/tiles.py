@@ -248,6 +248,7 @@ class TiledLayer(nn.Module):
         self.calibrated = False
         self.calibrating = False
         self.positions = 0  # output positions per image (H'·W'; 1 for Linear), from calibration
+        self.input_stats: dict[str, Tensor] = {}  # per word line, from calibration (cost)
         self._cache: dict[str, Any] = {}
 
     # -- weights and ranges ------------------------------------------------------------
@@ -370,9 +371,43 @@ class TiledLayer(nn.Module):
         self.dac_range.fill_(float(x.abs().max()) if x.numel() else 0.0)
         self.positions = self._positions(x)
         self._cache.clear()
+        self.input_stats = self._input_stats(x)
         out = self._run(x, self.weight, calibrate=True)
         self.calibrated = True
         return out
+
+    def _input_stats(self, x: Tensor) -> dict[str, Tensor]:
+        """Per word line (im2col order), per image: Σ over reads of the applied input ``a``
+        (fraction of the full-scale read voltage: DAC code / max code, or one bit of a
+        bit-serial plane), of ``a²`` and of reads with ``a ≠ 0`` – for the data-dependent
+        array-read and driver energy (:mod:`explorer.cost`). Signed inputs: ``|a|`` (one of
+        the two passes carries it). Batch reductions first, so it costs a few passes over
+        ``x`` and one product of a single image."""
+        codes = self._codes(x).abs()
+        bits = self.settings.dac_bits
+        if self.settings.bit_serial:
+            ints = codes.to(torch.int64)
+            count = torch.zeros_like(ints)
+            for b in range(int(bits)):
+                count += (ints >> b) & 1
+            a = a2 = count.to(x.dtype)
+            nonzero = a
+        else:
+            full = float(dac_max_code(bits)) if bits is not None else \
+                (float(self.dac_range) or 1.0)
+            scale = 1.0 / max(1, x.shape[0])
+            stacked = torch.stack([codes.sum(0).mul_(scale / full),
+                                   codes.square_().sum(0).mul_(scale / full ** 2),
+                                   codes.count_nonzero(0).to(x.dtype).mul_(scale)])
+            return dict(zip(("act", "act_sq", "active"), self._row_sums(stacked), strict=True))
+        stacked = torch.stack([a.sum(0), a2.sum(0), nonzero.sum(0)]) / max(1, x.shape[0])
+        sums = self._row_sums(stacked)
+        return {"act": sums[0], "act_sq": sums[1], "active": sums[2]}
+
+    def _row_sums(self, per_input: Tensor) -> Tensor:
+        """``[S, rows]``: for each of ``S`` batch-reduced inputs, the sum over output
+        positions of the value on each word line (Linear: the input itself)."""
+        return per_input
 
     def partial_sums(self, x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Each chunk's column partial sums before the ADC, for inspection and tests.
@@ -468,6 +503,38 @@ class TiledLayer(nn.Module):
         k = max(1, math.ceil(s.adc_percentile / 100.0 * flat.numel()))
         return float(flat.kthvalue(min(k, flat.numel())).values)
 
+    # -- description -------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The layer's shape, row chunks, tile and converters, e.g. ``in=400, out=120,
+        chunks=4 × 100 rows, tile=128 × 128, dac=8 b, adc=6 b (max)`` (no tensor is read)."""
+        s = self.settings
+        parts = self._shape_repr()
+        if self.bias is None:
+            parts.append("bias=False")
+        sizes = self.plan.sizes
+        rows = f"{min(sizes)}" if min(sizes) == max(sizes) else f"{min(sizes)}–{max(sizes)}"
+        chunks = f"chunks={len(sizes)} × {rows} rows"
+        if self.plan.kernel_splits > 1:
+            chunks += f" (kernels split in {self.plan.kernel_splits})"
+        parts += [chunks, f"tile={s.tile_rows} × {s.tile_cols}"]
+        dac = "ideal" if s.dac_bits is None else f"{s.dac_bits} b"
+        parts.append(f"dac={dac}" + (" bit-serial" if s.bit_serial else "") +
+                     (" signed" if self.signed_input else ""))
+        if s.adc_bits is None:
+            parts.append("adc=ideal")
+        else:
+            how = {"max": "max", "percentile": f"p{s.adc_percentile:g}",
+                   "fixed": f"fixed {s.adc_fixed_range:g}"}[s.adc_range]
+            parts.append(f"adc={s.adc_bits} b ({how})")
+        if self.needs_ranges and not self.calibrated:
+            parts.append("uncalibrated")
+        return ", ".join(parts)
+
+    def _shape_repr(self) -> list[str]:
+        """The layer's geometry for :meth:`extra_repr`."""
+        raise NotImplementedError
+
     # -- counters ----------------------------------------------------------------------
 
     @property
@@ -479,12 +546,16 @@ class TiledLayer(nn.Module):
 
         ``tiles`` = row chunks × column tiles; ``cells`` = rows × columns × cells per
         weight; ``adc_conversions`` = chunks × columns × output positions × input
-        planes; ``dac_cycles`` = input vectors applied per image (positions × planes).
+        planes (also by ADC bits); ``dac_cycles`` = ``reads`` = input vectors applied per
+        image (positions × planes; all tiles read at once); ``row_activations`` = word
+        lines driven per image (rows × column tiles × reads); ``shift_adds`` = partial sums
+        shifted and added into an accumulator (one per conversion).
         """
         s = self.settings
         columns = self.out_features * s.cells_per_weight
         col_tiles = math.ceil(columns / s.tile_cols)
         planes = self.planes
+        conversions = self.plan.count * self.out_features * self.positions * planes
         return {
             "rows": self.plan.rows,
             "columns": columns,
@@ -496,8 +567,12 @@ class TiledLayer(nn.Module):
             "row_utilisation": sum(self.plan.sizes) / (self.plan.count * s.tile_rows),
             "planes": planes,
             "positions": self.positions,
-            "adc_conversions": self.plan.count * self.out_features * self.positions * planes,
+            "adc_conversions": conversions,
+            "adc_conversions_by_bits": {str(s.adc_bits or "ideal"): conversions},
             "dac_cycles": self.positions * planes,
+            "reads": self.positions * planes,
+            "row_activations": self.plan.rows * col_tiles * self.positions * planes,
+            "shift_adds": conversions,
         }
 
     # -- geometry hooks (Conv2d / Linear) ----------------------------------------------
@@ -552,6 +627,9 @@ class TiledLinear(TiledLayer):
         y = super().forward(x.reshape(-1, x.shape[-1]))
         self.positions = math.prod(x.shape[1:-1]) if x.dim() > 2 else 1
         return y.view(*x.shape[:-1], y.shape[-1])
+
+    def _shape_repr(self) -> list[str]:
+        return [f"in={self.weight.shape[1]}", f"out={self.out_features}"]
 
     def _positions(self, x: Tensor) -> int:
         return 1
@@ -615,6 +693,18 @@ class TiledConv2d(TiledLayer):
         return cls(w, layer.bias, settings, plan, name, tuple(layer.stride),
                    layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
                    tuple(layer.dilation), layer.groups)
+
+    def _shape_repr(self) -> list[str]:
+        out, channels, kh, kw = self.weight.shape
+        parts = [f"in={channels * self.groups}", f"out={out}", f"kernel={kh} × {kw}"]
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        for key, value, default in (("stride", self.stride, (1, 1)),
+                                    ("padding", self.padding, (0, 0)),
+                                    ("dilation", self.dilation, (1, 1))):
+            if value != default:
+                parts.append(f"{key}={value}")
+        return parts
 
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tensor:
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
@@ -681,6 +771,14 @@ class TiledConv2d(TiledLayer):
         h_out, w_out = self._out_hw(x)
         return out.view(batch, h_out, w_out, -1).permute(0, 3, 1, 2)
 
+    def _row_sums(self, per_input: Tensor) -> Tensor:
+        # one-hot kernels: output channel c·kk + k sums x[c] under kernel position k
+        channels, (kh, kw) = per_input.shape[1], self.weight.shape[2:]
+        eye = torch.eye(kh * kw, dtype=per_input.dtype, device=per_input.device)
+        kernel = eye.view(kh * kw, 1, kh, kw).repeat(channels, 1, 1, 1)
+        out = self._conv(per_input.contiguous(), kernel, None, channels)
+        return out.sum((2, 3))
+
     def _out_hw(self, x: Tensor) -> tuple[int, int]:
         key = ("hw", tuple(x.shape[2:]))
         if key not in self._cache:
@@ -691,22 +789,25 @@ class TiledConv2d(TiledLayer):
 
     def counters(self) -> dict[str, Any]:
         """As :meth:`TiledLayer.counters`; a grouped convolution's groups are packed
-        block-diagonally: as many groups share a tile as fit its rows and columns, and
-        ``cells`` counts the programmed cells (each group's rows × its columns)."""
+        block-diagonally: as many groups share a tile as fit its rows and columns
+        (``groups_per_tile``). ``rows`` are all groups' word lines, ``cells`` the
+        programmed cells (each group's rows × its columns), ``column_tiles`` the column
+        tiles one word line spans (its group's), ``tiles`` the physical tiles."""
         out = super().counters()
         g = self.groups
         if g == 1:
             return out
         s = self.settings
         group_cols = (self.out_features // g) * s.cells_per_weight
-        per_tile = max(1, min(s.tile_rows // max(self.plan.sizes), s.tile_cols // group_cols)) \
-            if group_cols <= s.tile_cols else 1
-        col_tiles = math.ceil(group_cols / s.tile_cols) if group_cols > s.tile_cols else 1
+        col_tiles = math.ceil(group_cols / s.tile_cols)
+        per_tile = max(1, min(s.tile_rows // max(self.plan.sizes),
+                              s.tile_cols // group_cols)) if col_tiles == 1 else 1
         tiles = self.plan.count * math.ceil(g / per_tile) * col_tiles
-        out.update(rows=self.plan.rows * g, groups=g, groups_per_tile=per_tile,
-                   column_tiles=math.ceil(g / per_tile) * col_tiles, tiles=tiles,
-                   cells=self.plan.rows * out["columns"],
-                   row_utilisation=g * sum(self.plan.sizes) / (tiles * s.tile_rows))
+        rows = self.plan.rows * g
+        out.update(rows=rows, groups=g, groups_per_tile=per_tile, column_tiles=col_tiles,
+                   tiles=tiles, cells=self.plan.rows * out["columns"],
+                   row_utilisation=g * sum(self.plan.sizes) / (tiles * s.tile_rows),
+                   row_activations=rows * col_tiles * out["reads"])
         return out
 
 

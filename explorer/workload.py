@@ -168,16 +168,17 @@ def analog_builder(ckpt: dict[str, Any], ignore_checkpoint: bool = False) -> Any
 def evaluate_settings(settings: Settings, device: str | torch.device = "cpu",
                       progress: Any = None, cancel: threading.Event | None = None,
                       loaded: LoadedWorkload | None = None,
-                      ignore_checkpoint: bool = False, allow_code: bool = False) -> Any:
+                      ignore_checkpoint: bool = False, download: bool = True,
+                      allow_code: bool = False) -> Any:
     """:func:`explorer.evaluate.evaluate` of the whole ``settings`` (an
     :class:`~explorer.evaluate.EvaluationResult` with ``calibration`` and ``workload``
-    set). ``loaded``: the workload already loaded (else :func:`load_workload`;
-    ``allow_code`` as there)."""
+    set). ``loaded``: the workload already loaded (else :func:`load_workload`, which may
+    ``download`` a missing dataset, and runs a code model only with ``allow_code``)."""
     from explorer.evaluate import evaluate
 
     work = settings.workload
     if loaded is None:
-        loaded = load_workload(work, allow_code=allow_code)
+        loaded = load_workload(work, download=download, allow_code=allow_code)
     builder = analog_builder(loaded.checkpoint, ignore_checkpoint)
     if builder is not None:
         builder.check(loaded.model)

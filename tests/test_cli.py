@@ -3,28 +3,58 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
+import explorer.commands
+from explorer.device import PRESETS
 from explorer.models import build_model
 
+COMMANDS_DIR = Path(explorer.commands.__file__).parent
 
-def test_help_lists_the_commands(cli, capsys):
+
+def _command_modules() -> list[ModuleType]:
+    """The sub-command modules, found from the files on disk (not through the CLI's own
+    discovery, which is what the tests below check)."""
+    names = sorted(p.stem for p in COMMANDS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    return [importlib.import_module(f"explorer.commands.{name}") for name in names]
+
+
+def test_the_commands_folder_holds_the_documented_commands():
+    names = {module.NAME for module in _command_modules()}
+    assert {"bench", "evaluate", "info", "map", "sweep", "train"} <= names
+
+
+def test_help_lists_every_command_with_its_help_line(cli, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps at the terminal width
     code, out, _ = cli(capsys, "--help")
     assert code == 0
-    for command in ("info", "train", "map"):
-        assert command in out
+    listed = re.findall(r"^ {4}(\S+) +(\S.*)$", out, re.M)  # "    NAME   HELP" rows
+    expected = [(m.NAME, m.HELP) for m in sorted(_command_modules(), key=lambda m: m.NAME)]
+    assert listed == expected, out
+
+
+def test_unknown_command_exits_2_naming_the_commands(cli, capsys):
+    code, out, err = cli(capsys, "nonsense")
+    assert code == 2 and out == ""
+    _one_error_line(err, "invalid choice: 'nonsense'")
+    for module in _command_modules():
+        assert repr(module.NAME) in err
 
 
 def test_info_json_lists_presets_models_datasets(cli, capsys):
     code, out, _ = cli(capsys, "info", "--json")
     info = json.loads(out)
     assert code == 0
-    assert {"Ag:a-Si", "TaOx/HfOx", "AlOx/HfO2", "EpiRAM"} <= set(info["presets"])
+    assert set(info["presets"]) == set(PRESETS)
     assert set(info["models"]) == {"lenet5", "vgg8", "resnet20"}
     assert info["pretrained"]["lenet5-mnist"]["available"] is True
     assert "mnist-embedded" in info["datasets"]
@@ -69,7 +99,8 @@ def test_malformed_idx_file_exits_2(cli, capsys, tmp_path):
     for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
         (folder / stem).write_bytes(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02")  # truncated
     for stem in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
-        (folder / f"{stem}.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02"))
+        labels = b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02"
+        (folder / f"{stem}.gz").write_bytes(gzip.compress(labels))
     code, _, err = cli(capsys, "train", "--data", f"idx:{folder}", "--out", str(tmp_path / "x.pt"))
     assert code == 2
     _one_error_line(err, "images-idx3-ubyte")

@@ -17,7 +17,7 @@ from explorer.deploy import (
     crossbar_config_from_checkpoint,
     to_crossbar_from_checkpoint,
 )
-from explorer.device import DeviceModel
+from explorer.device import PRESETS, DeviceModel
 from explorer.evaluate import evaluate
 from explorer.models import load_pretrained, read_checkpoint
 from explorer.training import TrainConfig, save_checkpoint, train
@@ -164,7 +164,7 @@ def test_gq_device_options_change_the_checkpoints_device(cli, capsys, checkpoint
     assert out["config"]["device"]["nonlinearity"] == 2.0  # kept from the checkpoint
     out = _evaluate_json(cli, capsys, path, "--preset", "EpiRAM")
     assert out["config"]["device"]["preset"] == "EpiRAM"  # a typed preset replaces it
-    assert out["config"]["device"]["levels"] == 256
+    assert out["config"]["device"]["levels"] == PRESETS["EpiRAM"]["levels"]
 
 
 def test_text_output_names_the_checkpoint_settings(cli, capsys, checkpoints):
@@ -198,10 +198,10 @@ def test_plain_weights_evaluate_as_before(cli, capsys, checkpoints, digits, mode
 @pytest.mark.parametrize(("change", "needle"), [
     (lambda c: c.update(hardware="fast"), "hardware record is malformed"),
     (lambda c: c["hardware"].pop("device"), "hardware record is malformed"),
-    (lambda c: c["hardware"].update(tile_rows="many"), "tile_rows"),
+    (lambda c: c["hardware"]["converters"].update(tile_rows="many"), "tile_rows"),
     (lambda c: c["hardware"]["device"].update(levels=1), "levels"),
     (lambda c: c["hardware"]["device"].pop("g_max"), "missing 'g_max'"),
-    (lambda c: c["hardware"].update(colour="blue"), "unknown crossbar settings ['colour']"),
+    (lambda c: c["hardware"].update(colour="blue"), "unknown key 'colour'"),
     (lambda c: c["quant"]["codebooks"].update(fc9=[0.1, 0.2]), "layers the network does not"),
     (lambda c: c["quant"]["ranges"]["fc1"].update(adc_range=-1.0), "adc_range of layer 'fc1'"),
 ])
@@ -261,7 +261,7 @@ def _parse(command: str, *argv: str) -> argparse.Namespace:
     from explorer.cli import build_parser
 
     extra = {"train": ["--out", "x.pt"], "sweep": ["--out", "x", "--set", "levels=4"]}
-    return build_parser().parse_args([command, *extra.get(command, []), *argv])
+    return build_parser(only=command).parse_args([command, *extra.get(command, []), *argv])
 
 
 @pytest.mark.parametrize("command", ["evaluate", "train", "sweep"])
@@ -303,7 +303,8 @@ def test_train_records_the_typed_seed_and_defaults(cli, capsys, tmp_path):
     assert code == 0, err
     assert json.loads(stdout)["out"] == str(out)
     ckpt = read_checkpoint(out)
-    assert ckpt["seed"] == 5 and ckpt["hardware"]["seed"] == 5
-    assert (ckpt["hardware"]["tile_rows"], ckpt["hardware"]["dac_bits"]) == (128, 8)
+    assert ckpt["seed"] == 5 and ckpt["hardware"]["noise"]["seed"] == 5
+    converters = ckpt["hardware"]["converters"]
+    assert (converters["tile_rows"], converters["dac_bits"]) == (128, 8)
     assert ckpt["hardware"]["device"]["levels"] == 4
     assert isinstance(CheckpointBuilder.from_checkpoint(ckpt).codebooks["fc1"], torch.Tensor)

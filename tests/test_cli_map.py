@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from explorer.device import DeviceModel
+from explorer.device import PRESETS, DeviceModel
 from explorer.mapping import map_model
 from explorer.models import analog_layers, build_model, load_pretrained
 
@@ -26,8 +26,10 @@ def test_map_json_matches_library(cli, capsys, checkpoint):
     assert code == 0, err
     report = json.loads(out)
     assert [layer["name"] for layer in report["layers"]] == LENET_LAYERS
-    assert report["device"] == {"preset": "AlOx/HfO2", "source": "model", "g_min": 1.336e-5,
-                                "g_max": 5.917e-5, "levels": 8, "nonlinearity": 1.94}
+    spec = PRESETS["AlOx/HfO2"]
+    assert report["device"] == {"preset": "AlOx/HfO2", "source": "model", "g_min": spec["g_min"],
+                                "g_max": spec["g_max"], "levels": 8,
+                                "nonlinearity": spec["nonlinearity"]}
     expected = map_model(load_pretrained(checkpoint),
                          DeviceModel.from_preset("AlOx/HfO2", levels=8), "min_error")
     for layer in report["layers"]:

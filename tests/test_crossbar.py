@@ -126,8 +126,10 @@ def test_lenet5_counters_match_a_hand_count():
         for key, value in expected.items():
             assert layers[name][key] == value, (name, key)
     total = analog.counters()["total"]
-    assert total == {"tiles": 9, "cells": 61470, "adc_conversions": 4704 + 3200 + 480 + 94,
-                     "dac_cycles": 887}
+    conversions = 4704 + 3200 + 480 + 94
+    rows = 25 * 784 + 150 * 100 + 400 + 120 + 84  # word lines × reads (one column tile each)
+    assert total == {"tiles": 9, "cells": 61470, "adc_conversions": conversions,
+                     "dac_cycles": 887, "row_activations": rows, "shift_adds": conversions}
 
 
 def test_differential_pairs_and_bit_serial_inputs_change_the_counts():
@@ -210,6 +212,72 @@ def test_trial_seeds_are_distinct_and_stable():
     assert len(seeds) == 200
     assert trial_seed(5, 2) == trial_seed(5, 2)
     assert trial_seed(5, 2, 0) != trial_seed(5, 2, 1)
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def test_repr_of_a_converted_lenet5_says_what_each_layer_is():
+    model = _network("lenet5")
+    cfg = CrossbarConfig(dac_bits=8, adc_bits=6, tile_rows=128, tile_cols=128, seed=2)
+    text = repr(to_crossbar(model, cfg, calibration=_images("lenet5", 4)))
+    assert "trial=0, seed=2" in text
+    # 400 rows in tiles of 128 word lines: 4 balanced chunks of 100 rows
+    assert ("(fc1): AnalogLinear(in=400, out=120, chunks=4 × 100 rows, tile=128 × 128, "
+            "dac=8 b, adc=6 b (max), mapping=min_error/offset, levels=16)") in text
+    # 6 channels of 5×5: 5 fit a tile, so 2 chunks of 3 channels (75 rows)
+    assert ("(conv2): AnalogConv2d(in=6, out=16, kernel=5 × 5, chunks=2 × 75 rows, "
+            "tile=128 × 128, dac=8 b, adc=6 b (max), mapping=min_error/offset, levels=16)") in text
+    assert "padding=(2, 2)" in text  # conv1 only
+    exact = to_crossbar(model, CrossbarConfig(mapping="exact", dac_bits=None))
+    assert "dac=ideal, adc=ideal, mapping=exact/offset)" in repr(exact)
+
+
+def test_programmed_conductances_are_buffers_saved_and_loaded_with_the_model():
+    model = _network("lenet5")
+    x = _images("lenet5", 4)
+    cfg = CrossbarConfig(prog_sigma=0.1, dac_bits=None, scheme="differential", seed=5)
+    source = to_crossbar(model, cfg, trial=3)
+    buffers = dict(source.named_buffers())
+    for name, layer in source.analog_layers():
+        assert buffers[f"network.{name}.g_pos"] is layer.g_pos
+        assert buffers[f"network.{name}.g_neg"] is layer.g_neg
+    target = to_crossbar(model, cfg, trial=0)
+    assert not torch.equal(target(x), source(x))
+    target.load_state_dict(source.state_dict())
+    assert torch.equal(target(x), source(x))
+    for (_, a), (_, b) in zip(source.analog_layers(), target.analog_layers(), strict=True):
+        assert torch.equal(a.g_pos, b.g_pos) and torch.equal(a.g_neg, b.g_neg)
+
+
+def test_loading_conductances_leaves_the_noise_free_mapping_alone():
+    model = _network("lenet5")
+    analog = to_crossbar(model, CrossbarConfig(dac_bits=None))  # programmed = mapped cells
+    targets = {name: layer.mapping.g_pos.clone() for name, layer in analog.analog_layers()}
+    state = analog.state_dict()
+    analog.load_state_dict({k: v * 0.5 if k.endswith(".g_pos") else v for k, v in state.items()})
+    for name, layer in analog.analog_layers():
+        assert torch.equal(layer.mapping.g_pos, targets[name])
+        assert torch.equal(layer.g_pos, targets[name] * 0.5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_moving_the_model_moves_the_cells_and_keeps_the_trial():
+    model = _network("lenet5")
+    cfg = CrossbarConfig(prog_sigma=0.1, dac_bits=None, seed=5)
+    analog = to_crossbar(model, cfg, trial=2)
+    before = {name: layer.g_pos.clone() for name, layer in analog.analog_layers()}
+    analog.to("cuda")
+    assert analog.trial == 2
+    # trial 2 drawn again on the GPU: its generator, seeded as on the CPU, layer after layer
+    gen = torch.Generator(device="cuda").manual_seed(trial_seed(5, 2, 0))
+    for name, layer in analog.analog_layers():
+        expected = cfg.nonidealities().program(layer.mapping.g_pos.cuda(), cfg.device, gen)
+        assert layer.g_pos.is_cuda and layer.g_neg.is_cuda
+        assert torch.equal(layer.g_pos, expected), name
+    analog.to("cpu")
+    for name, layer in analog.analog_layers():
+        assert torch.equal(layer.g_pos, before[name]), name
 
 
 # ----------------------------------------------------------------------------- bad input

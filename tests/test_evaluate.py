@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 
 import pytest
@@ -115,13 +117,13 @@ def test_evaluate_command_prints_json(cli, capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--adc-bits", "17"], "adc_bits"),
-    (["--tile-rows", "0"], "tile_rows"),
-    (["--prog-sigma", "-0.1"], "prog_sigma"),
-    (["--levels", "1"], "levels"),
+    (["--adc-bits", "17"], "--adc-bits: 17 is not allowed"),
+    (["--tile-rows", "0"], "--tile-rows: 0 is not allowed"),
+    (["--prog-sigma", "-0.1"], "--prog-sigma: -0.1 is not allowed"),
+    (["--levels", "1"], "--levels: 1 is not allowed"),
     (["--device-csv", "x.csv", "--levels", "8"], "--device-csv"),
     (["--preset", "Unobtainium"], "preset"),
-    (["--trials", "0"], "trials"),
+    (["--trials", "0"], "--trials: 0 is not allowed"),
 ])
 def test_evaluate_command_rejects_bad_input_in_one_line(cli, capsys, argv, message):
     code, _out, err = cli(capsys, "evaluate", "--limit", "20", *argv)
@@ -130,12 +132,50 @@ def test_evaluate_command_rejects_bad_input_in_one_line(cli, capsys, argv, messa
     assert len(err.strip().splitlines()) == 1
 
 
-def test_bench_command_prints_a_ratio(cli, capsys):
+def _ratio_bounds(crossbar_ms: float, plain_ms: float, half_unit: float) -> tuple[float, float]:
+    """The range of crossbar/plain allowed by two times each rounded to ±``half_unit``."""
+    return (crossbar_ms - half_unit) / (plain_ms + half_unit), \
+        (crossbar_ms + half_unit) / (plain_ms - half_unit)
+
+
+def test_bench_command_reports_consistent_numbers(cli, capsys, monkeypatch):
+    """One timed plain/crossbar pair (``--repeats 1``): the median ratio over pairs and the
+    best/best ratio are then both that pair's crossbar time over its plain time, so each
+    must equal ``crossbar_ms / plain_ms`` up to the rounding of the printed numbers (ms to
+    2 decimals, ``ratio`` to 3, the others to 2). No timing thresholds: the machine may be
+    busy."""
+    from explorer.commands import bench
+
     code, out, err = cli(capsys, "bench", "--only", "lenet5", "--repeats", "1", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["lenet5_ratio"] > 0
-    assert data["lenet5_crossbar_ms"] > 0 and data["lenet5_plain_ms"] > 0
+    measured = ("ratio", "best_ratio", "cpu_ratio", "plain_ms", "crossbar_ms", "setup_ms",
+                "crossbar_batch")
+    assert set(data) == {"threads", "repeats", "lenet5_weights"} | \
+        {f"lenet5_{name}" for name in measured}  # --only lenet5: no other measurement
+    assert data["repeats"] == 1 and data["threads"] == torch.get_num_threads()
+    assert data["lenet5_weights"] == "lenet5-mnist"  # the bundled weights are present
+    assert data["lenet5_crossbar_batch"] == bench.LENET5_BATCH  # not bit-serial: one plane
+    for name in measured:
+        value = data[f"lenet5_{name}"]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, name
+    plain, crossbar = data["lenet5_plain_ms"], data["lenet5_crossbar_ms"]
+    low, high = _ratio_bounds(crossbar, plain, 0.005)
+    assert low - 0.0005 <= data["lenet5_ratio"] <= high + 0.0005, data
+    assert low - 0.005 <= data["lenet5_best_ratio"] <= high + 0.005, data
+
+    # the text report prints the same numbers (ms to 1 decimal, ratios to 2)
+    monkeypatch.setattr(bench, "run_benchmarks", lambda repeats, only: data)
+    code, out, err = cli(capsys, "bench", "--only", "lenet5", "--repeats", "1")
+    assert code == 0, err
+    found = re.fullmatch(r"lenet5 +plain +([\d.]+) ms +crossbar +([\d.]+) ms +ratio "
+                         r"([\d.]+)× \(median of pairs; best/best ([\d.]+)×\)\n", out)
+    assert found, out
+    shown = [float(group) for group in found.groups()]
+    assert shown[:2] == [round(plain, 1), round(crossbar, 1)]
+    assert shown[2:] == [round(data["lenet5_ratio"], 2), round(data["lenet5_best_ratio"], 2)]
+    low, high = _ratio_bounds(shown[1], shown[0], 0.05)
+    assert low - 0.005 <= shown[2] <= high + 0.005, out
 
 
 def test_bit_serial_crossbar_batches_are_divided_by_the_planes(lenet, digits):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from explorer.crossbar import CrossbarConfig, trial_seed
-from explorer.device import DeviceModel
+from explorer.device import PRESETS, DeviceModel
 from explorer.errors import InputError
 from explorer.evaluate import Cancelled, evaluate
 from explorer.sweep import (
@@ -87,7 +87,8 @@ def test_set_options_are_typed_by_their_parameter():
 
 
 def test_unknown_name_lists_the_valid_names():
-    with pytest.raises(InputError, match=r"unknown parameter 'levls'; valid names: .*levels"):
+    with pytest.raises(InputError, match=r"unknown parameter 'levls' \(did you mean "
+                                         r"'levels'\?\); valid names: .*levels"):
         parse_set_option("levls=4,8")
 
 
@@ -95,13 +96,13 @@ def test_unknown_name_lists_the_valid_names():
     ("levels=0", r"DeviceModel.levels' must be at least 2, not 0"),
     ("levels=1", r"DeviceModel.levels' must be at least 2, not 1"),
     ("levels=100000", r"DeviceModel.levels' must be at most 1024, not 100000"),
-    ("prog_sigma=-0.1", r"CrossbarConfig.prog_sigma' must be at least 0"),
-    ("read_sigma=0.1,-1", r"CrossbarConfig.read_sigma' must be at least 0"),
-    ("adc_bits=0", r"CrossbarConfig.adc_bits' must be at least 1, not 0"),
-    ("adc_bits=17", r"CrossbarConfig.adc_bits' must be at most 16, not 17"),
-    ("dac_bits=0", r"CrossbarConfig.dac_bits' must be at least 1"),
-    ("tile_rows=0", r"CrossbarConfig.tile_rows' must be at least 1, not 0"),
-    ("tile_cols=70000", r"CrossbarConfig.tile_cols' must be at most 65536"),
+    ("prog_sigma=-0.1", r"prog_sigma: -0.1 is not allowed; expected a number >= 0"),
+    ("read_sigma=0.1,-1", r"read_sigma: -1.0 is not allowed; expected a number >= 0"),
+    ("adc_bits=0", r"adc_bits: 0 is not allowed; expected an integer in \[1, 16\] or ideal"),
+    ("adc_bits=17", r"adc_bits: 17 is not allowed; expected an integer in \[1, 16\]"),
+    ("dac_bits=0", r"dac_bits: 0 is not allowed; expected an integer in \[1, 16\]"),
+    ("tile_rows=0", r"tile_rows: 0 is not allowed; expected an integer in \[1, 65536\]"),
+    ("tile_cols=70000", r"tile_cols: 70000 is not allowed; expected an integer in \[1, 65536\]"),
     ("nonlinearity=11", r"DeviceModel.nonlinearity' must be at most 10"),
     ("g_min=-1e-6", r"DeviceModel.g_min' must be greater than 0"),
     ("levels=4.5", r"levels: 4.5 is not an integer|levels: '4.5' is not an integer"),
@@ -137,8 +138,9 @@ def test_impossible_combinations_are_found_before_any_work():
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("g.yaml", b"levels: [4, 8]\nlevls: [1]\n", r"unknown parameter 'levls'; valid names:"),
-    ("g.json", b'{"levels": [4, 8], "adc": [4]}', r"unknown parameter 'adc'; valid names:"),
+    ("g.yaml", b"levels: [4, 8]\nlevls: [1]\n",
+     r"unknown parameter 'levls' \(did you mean 'levels'\?\); valid names:"),
+    ("g.json", b'{"levels": [4, 8], "adc": [4]}', r"unknown parameter 'adc'.*; valid names:"),
     ("g.yaml", b"- levels\n- 4\n", r"must hold a mapping of parameter names .* got list"),
     ("g.yaml", b"levels: [4, 8\n", r"is not valid YAML"),
     ("g.json", b"{levels: 4}", r"is not valid JSON"),
@@ -194,7 +196,7 @@ def test_a_swept_preset_replaces_the_device_and_keeps_fixed_overrides():
     base = CrossbarConfig(device=DeviceModel(levels=8, nonlinearity=2.0), adc_bits=5)
     cfg = cell_config(base, {"preset": "EpiRAM"}, {"levels": 32})
     assert (cfg.device.preset, cfg.device.levels, cfg.adc_bits) == ("EpiRAM", 32, 5)
-    assert cfg.device.g_max == pytest.approx(1.235e-5)
+    assert cfg.device.g_max == PRESETS["EpiRAM"]["g_max"]
     cfg = cell_config(base, {"g_max": 2e-5, "tile_rows": 9})
     assert (cfg.device.levels, cfg.device.nonlinearity, cfg.device.g_max) == (8, 2.0, 2e-5)
     assert (cfg.tile_rows, base.tile_rows, base.device.g_max) == (9, 128, 1e-5)
@@ -205,8 +207,9 @@ def test_a_swept_preset_replaces_the_device_and_keeps_fixed_overrides():
 
 def test_rows_reproduce_through_evaluate_with_their_seed(data, reference):
     table = reference
-    assert len(table) == 8 and table["cell"].nunique() == 4
-    assert list(table.columns[:5]) == ["cell", "trial", "seed", "levels", "adc_bits"]
+    assert len(table) == 8 and table["point"].nunique() == 4
+    assert list(table.columns[:5]) == ["point", "trial", "seed", "levels", "adc_bits"]
+    assert "cell" not in table  # the grid point's key is `point`; `cells` counts ReRAM cells
     for column in ("accuracy", "float_accuracy", "tiles", "cells", "adc_conversions",
                    "dac_cycles", "seconds", "worker", "model", "data", "images", "mapping",
                    "scheme", "tile_rows", "dac_bits", "prog_sigma", "g_min", "g_max",
@@ -214,7 +217,7 @@ def test_rows_reproduce_through_evaluate_with_their_seed(data, reference):
         assert column in table, column
     assert set(table["images"]) == {LIMIT} and set(table["model"]) == {"lenet5-mnist"}
     assert table["accuracy"].between(0, 1).all()
-    # a cell with a 4-bit ADC and 4 levels is measurably worse than 16 levels, ideal ADC
+    # a grid point with a 4-bit ADC and 4 levels is measurably worse than 16 levels, ideal ADC
     assert table.query("levels == 16 and adc_bits.isna()")["accuracy"].mean() > \
         table.query("levels == 4 and adc_bits == 4")["accuracy"].mean()
     # every row equals evaluate() of its configuration with the row's seed
@@ -240,7 +243,7 @@ def test_output_is_resumable_after_an_interruption(data, reference, tmp_path):
 
     with pytest.raises(Cancelled):
         run_sweep(spec, data, out=tmp_path, progress=progress, cancel=cancel)
-    files = sorted((tmp_path / "cells").glob("*.json"))
+    files = sorted((tmp_path / "points").glob("*.json"))
     assert len(files) == 2
     partial = pd.read_csv(tmp_path / "results.csv")
     assert len(partial) == 4  # the finished rows are in the table already
@@ -254,18 +257,32 @@ def test_output_is_resumable_after_an_interruption(data, reference, tmp_path):
     csv = pd.read_csv(tmp_path / "results.csv")
     parquet = pd.read_parquet(tmp_path / "results.parquet")
     assert len(csv) == len(parquet) == 8
-    assert csv.groupby(["cell", "trial"]).size().eq(1).all()  # every row exactly once
+    assert csv.groupby(["point", "trial"]).size().eq(1).all()  # every row exactly once
     assert list(parquet["accuracy"]) == list(reference["accuracy"])
     assert str(parquet["adc_bits"].dtype) == "Int64" and parquet["adc_bits"].isna().sum() == 4
     spec_file = json.loads((tmp_path / "sweep.json").read_text())
     assert spec_file["grid"] == {"levels": [4, 16], "adc_bits": [4, None]}
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp files
 
-    # a damaged cell file counts as not done and is recomputed
-    files[0].write_text('[{"cell": "')
+    # a damaged grid point file counts as not done and is recomputed
+    files[0].write_text('[{"point": "')
     again = run_sweep(spec, data, out=tmp_path)
     assert (again.skipped, again.computed) == (3, 1)
-    assert json.loads(files[0].read_text())[0]["cell"] == files[0].stem
+    assert json.loads(files[0].read_text())[0]["point"] == files[0].stem
+
+
+def test_a_folder_from_before_the_points_rename_is_recomputed(data, tmp_path):
+    spec = SweepSpec(grid={"levels": [4]})
+    first = run_sweep(spec, data, out=tmp_path)
+    # the layout written before the rename: cells/<key>.json with a `cell` column
+    (tmp_path / "points").rename(tmp_path / "cells")
+    for path in (tmp_path / "cells").glob("*.json"):
+        rows = json.loads(path.read_text())
+        path.write_text(json.dumps([{"cell": r.pop("point"), **r} for r in rows]))
+    again = run_sweep(spec, data, out=tmp_path)
+    assert (again.skipped, again.computed) == (0, 1)
+    assert list(again.table["accuracy"]) == list(first.table["accuracy"])
+    assert len(list((tmp_path / "points").glob("*.json"))) == 1
 
 
 def test_writes_are_atomic(tmp_path):
@@ -289,7 +306,7 @@ def test_a_failing_grid_point_is_reported_and_the_others_kept(data, tmp_path):
     outcome = run_sweep(SweepSpec(grid={"levels": [4, 8]}), broken, out=tmp_path)
     assert len(outcome.failed) == 2 and not outcome.complete and len(outcome.table) == 0
     assert all("RuntimeError" in e or "InputError" in e for e in outcome.failed.values())
-    assert list((tmp_path / "cells").glob("*.json")) == []
+    assert list((tmp_path / "points").glob("*.json")) == []
     assert SweepStore(tmp_path).finished(SweepSpec(grid={"levels": [4, 8]}).cells()) == {}
 
 
@@ -303,7 +320,7 @@ def test_existing_scheduler_gives_the_same_rows(cli, capsys, dask_client, refere
                          "--out", str(tmp_path), "--no-plots", "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert (summary["cells"], summary["computed"], summary["rows"]) == (4, 4, 8)
+    assert (summary["points"], summary["computed"], summary["rows"]) == (4, 4, 8)
     table = pd.read_parquet(tmp_path / "results.parquet")
     workers = set(dask_client.run(os.getpid).values())
     assert {int(w.rsplit(":", 1)[1]) for w in table["worker"]} <= workers
@@ -329,9 +346,9 @@ def test_killed_worker_mid_sweep_every_row_exactly_once(dask_client, data, refer
                        or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE)
     assert outcome.complete and outcome.failed == {}
     table = pd.read_parquet(tmp_path / "results.parquet")
-    assert len(table) == 8 and not table.duplicated(["cell", "trial"]).any()
-    assert sorted(p.stem for p in (tmp_path / "cells").glob("*.json")) == \
-        sorted(table["cell"].unique())
+    assert len(table) == 8 and not table.duplicated(["point", "trial"]).any()
+    assert sorted(p.stem for p in (tmp_path / "points").glob("*.json")) == \
+        sorted(table["point"].unique())
     pd.testing.assert_frame_equal(_measured(table), _measured(reference), check_dtype=False)
     dask_client.wait_for_workers(2, timeout=TIMEOUT)  # the nanny restarted it
 
@@ -375,6 +392,42 @@ def test_a_service_that_is_not_the_scheduler_is_refused(dask_client):
         connect(worker, timeout=5)
 
 
+# ----------------------------------------------------------------------------- plots
+
+
+def test_plot_numbers_keep_grid_order_and_ideal_last(tmp_path):
+    from explorer.sweep.report import accuracy_against, heatmap_cells, save_plots
+
+    frame = pd.DataFrame({
+        "levels": [16, 4, 16, 4, 16, 4],
+        "adc_bits": pd.array([None, 4, 4, None, 4, 4], dtype="Int64"),
+        "mapping": ["linear", "min_error", "min_error", "linear", "linear", "linear"],
+        "accuracy": [0.9, 0.5, 0.8, 0.7, 0.6, 0.3],
+    })
+    _, stats, order, numeric = accuracy_against(frame, "levels")
+    assert (order, numeric) == (["4", "16"], True)
+    assert list(stats["mean"].round(6)) == [50.0, 76.666667]
+    assert list(stats["count"]) == [3, 3]
+    _, stats, order, numeric = accuracy_against(frame, "adc_bits")
+    assert (order, numeric, list(stats["adc_bits"])) == (["4", "ideal"], False, ["4", "ideal"])
+    cells, x_order, y_order = heatmap_cells(frame, "levels", "adc_bits")
+    assert (x_order, y_order) == (["4", "16"], ["4", "ideal"])  # "16" after "4", not as text
+    got = {(int(r.xi), int(r.yi)): round(r.accuracy, 6) for r in cells.itertuples()}
+    assert got == {(1, 1): 90.0, (0, 0): 40.0, (1, 0): 70.0, (0, 1): 70.0}
+    cells, x_order, _ = heatmap_cells(frame.iloc[:0], "levels", "adc_bits", [4, 16, 32],
+                                      [4, None])
+    assert x_order == ["4", "16", "32"] and cells.empty  # axes fixed before any row
+
+    files, note = save_plots(frame, ["levels", "adc_bits", "mapping"], tmp_path)
+    assert note == "" and sorted(files) == ["accuracy_html", "accuracy_png", "heatmap_html",
+                                            "heatmap_png"]
+    page = (tmp_path / "heatmap.html").read_text(encoding="utf-8")
+    assert "<svg" in page and "40.00" in page and "90.00" in page
+    assert "76.67" in (tmp_path / "accuracy.html").read_text(encoding="utf-8")
+    assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -389,7 +442,8 @@ def test_cli_in_process_writes_table_and_plots_then_resumes(cli, capsys, tmp_pat
     files = summary["files"]
     for kind in ("accuracy_html", "heatmap_html"):
         text = Path(files[kind]).read_text(encoding="utf-8")
-        assert "Bokeh" in text and "cdn.bokeh.org" not in text  # inline: opens offline
+        assert "<svg" in text and "<table" in text  # the figure inline, then its numbers
+        assert "<script" not in text and 'src="' not in text  # nothing to load: opens offline
     for kind in ("accuracy_png", "heatmap_png"):
         assert Path(files[kind]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_parquet(files["parquet"])
@@ -403,18 +457,21 @@ def test_cli_in_process_writes_table_and_plots_then_resumes(cli, capsys, tmp_pat
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--set", "levls=4"], "unknown parameter 'levls'; valid names: mapping, scheme"),
+    (["--set", "levls=4"],
+     "unknown parameter 'levls' (did you mean 'levels'?); valid names: mapping, scheme"),
     (["--set", "levels=0,4"], "DeviceModel.levels' must be at least 2, not 0"),
     (["--set", "levels=4", "--grid", "{grid}"], "sweep: parameter 'levels' is given twice"),
-    (["--set", "adc_bits=4", "--trials", "0"], "SweepSpec.trials' must be at least 1"),
-    (["--set", "adc_bits=4", "--trials", "1001"], "SweepSpec.trials' must be at most 1000"),
+    (["--set", "adc_bits=4", "--trials", "0"], "--trials: 0 is not allowed"),
+    (["--set", "adc_bits=4", "--trials", "1001"],
+     "--trials: 1001 is not allowed; expected an integer in [1, 1000]"),
     (["--set", "adc_bits=4", "--limit", "0"], "limit"),
-    (["--set", "adc_bits=4", "--batch-size", "0"], "batch_size: must be an integer >= 1"),
+    (["--set", "adc_bits=4", "--batch-size", "0"], "--batch-size: 0 is not allowed"),
     (["--set", "adc_bits=4", "--workers", "0"], "--workers: must be an integer 1 … 512"),
     (["--set", "adc_bits=4", "--timeout", "0"], "--timeout: must be in (0, 600]"),
     (["--set", "adc_bits=4", "--seed", "-1"], "seed"),
-    (["--set", "adc_bits=4", "--levels", "100000"], "DeviceModel.levels' must be at most 1024"),
-    (["--set", "levels=4", "--prog-sigma", "-1"], "CrossbarConfig.prog_sigma' must be at least"),
+    (["--set", "adc_bits=4", "--levels", "100000"],
+     "--levels: 100000 is not allowed; expected an integer in [2, 1024]"),
+    (["--set", "levels=4", "--prog-sigma", "-1"], "--prog-sigma: -1.0 is not allowed"),
     (["--set", "levels=4", "--in-process", "--workers", "2"], "--in-process: runs without Dask"),
     (["--set", "levels=4", "--device-csv", "{csv}"], "--device-csv: a measured table defines"),
     ([], "no parameter to sweep; give --set NAME=V1,V2"),

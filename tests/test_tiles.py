@@ -254,6 +254,25 @@ def test_counters_count_tiles_cells_conversions():
     assert c["dac_cycles"] == 400
 
 
+def test_repr_gives_shape_chunks_tile_and_converters():
+    settings = TileSettings(tile_rows=20, dac_bits=4, adc_bits=3, adc_range="percentile",
+                            adc_percentile=99.5)
+    conv = TiledConv2d.from_layer(nn.Conv2d(5, 4, 3, stride=2, bias=False), settings)
+    # 9 rows per channel, 2 channels per 20-row tile: chunks of 2, 2 and 1 channels
+    assert conv.extra_repr() == ("in=5, out=4, kernel=3 × 3, stride=(2, 2), bias=False, "
+                                 "chunks=3 × 9–18 rows, tile=20 × 128, dac=4 b, "
+                                 "adc=3 b (p99.5), uncalibrated")
+    conv.calibrate(torch.randn(2, 5, 7, 7, generator=_gen()))  # signed inputs
+    assert conv.extra_repr().endswith("dac=4 b signed, adc=3 b (p99.5)")
+    split = TiledConv2d.from_layer(nn.Conv2d(1, 2, 5), TileSettings(tile_rows=9))
+    assert "chunks=3 × 8–9 rows (kernels split in 3)" in split.extra_repr()
+    serial = TileSettings(dac_bits=8, bit_serial=True, adc_bits=6, adc_range="fixed",
+                          adc_fixed_range=0.25)
+    linear = TiledLinear.from_layer(nn.Linear(400, 120), serial)
+    assert linear.extra_repr() == ("in=400, out=120, chunks=4 × 100 rows, tile=128 × 128, "
+                                   "dac=8 b bit-serial, adc=6 b (fixed 0.25), uncalibrated")
+
+
 def test_editing_a_range_in_place_takes_effect_at_the_next_pass():
     conv = _seeded(nn.Conv2d(16, 16, 3, padding=1, bias=False), 6)
     x = torch.rand(2, 16, 6, 6, generator=_gen(6))

@@ -290,13 +290,15 @@ def test_cli_trains_rq_and_records_the_hardware(cli, capsys, tmp_path):
     assert code == 0, stderr
     assert json.loads(stdout)["out"] == str(out)
     ckpt = read_checkpoint(out)
-    assert ckpt["method"] == "rq" and ckpt["hardware"]["adc_bits"] == 5
-    assert ckpt["hardware"]["tile_rows"] == 32 and ckpt["hardware"]["device"]["levels"] == 8
+    assert ckpt["method"] == "rq" and ckpt["hardware"]["converters"]["adc_bits"] == 5
+    assert ckpt["hardware"]["converters"]["tile_rows"] == 32
+    assert ckpt["hardware"]["device"]["levels"] == 8
     assert set(ckpt["quant"]["ranges"]["fc1"]) == {"dac_range", "adc_range"}
     assert all(len(book) == 8 for book in ckpt["quant"]["codebooks"].values())
     code, _, stderr = cli(capsys, "train", "--method", "rq", "--adc-bits", "17", "--out",
                           str(tmp_path / "x.pt"))
-    assert code == 2 and "adc_bits" in stderr and not (tmp_path / "x.pt").exists()
+    assert code == 2 and "--adc-bits: 17 is not allowed" in stderr
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_float_warm_up_then_quantizers_start_from_the_warmed_up_weights():

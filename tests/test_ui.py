@@ -192,12 +192,14 @@ def test_going_back_to_an_old_value_after_a_preset_change_is_not_lost(weights):
     slider = widget(editor, pn.widgets.IntSlider, "Levels")
     box = next(w for w in editor.__panel__().select(pn.widgets.IntInput)
                if "levels" in w.css_classes)
+    epiram, taox = PRESETS["EpiRAM"]["levels"], PRESETS["TaOx/HfOx"]["levels"]
+    assert 16 not in (epiram, taox)  # else going back to 16 would change nothing
     editor.preset = "EpiRAM"
-    assert (slider.value, box.value) == (256, 256)
+    assert (slider.value, box.value) == (epiram, epiram)
     release(slider, 16)  # the value before the preset
     assert config.device.levels == 16
     editor.preset = "TaOx/HfOx"
-    assert (slider.value, box.value) == (128, 128)
+    assert (slider.value, box.value) == (taox, taox)
     box.value = 16  # typed
     assert config.device.levels == 16 and slider.value == 16
 
@@ -222,12 +224,26 @@ def test_preset_and_conductance_range(weights):
 def test_converter_bits_mirror_the_config_both_ways():
     config = CrossbarConfig()
     controls = CrossbarControls(config)
-    assert (controls.dac_choice, controls.adc_choice) == ("8 bits", "ideal")
-    widget(controls, pn.widgets.Select, "ADC bits").value = "4 bits"
+    dac = widget(controls, pn.widgets.Select, "DAC bits")
+    adc = widget(controls, pn.widgets.Select, "ADC bits")
+    assert (dac.value, adc.value) == ("8 bits", "ideal")
+    adc.value = "4 bits"
     assert config.adc_bits == 4
     config.dac_bits = None
-    assert controls.dac_choice == "ideal"
-    assert widget(controls, pn.widgets.Select, "DAC bits").value == "ideal"
+    assert dac.value == "ideal"
+
+
+def test_every_knob_of_a_part_gets_a_control():
+    from explorer.settings import ConverterSettings, NoiseSettings
+
+    config = CrossbarConfig()
+    for controls, part in ((CrossbarControls(config), ConverterSettings),
+                           (NonIdealityControls(config), NoiseSettings)):
+        labels = set()
+        for w in controls.__panel__().select(pn.widgets.Widget):
+            labels.add(w.label)
+        for knob in part.knobs():
+            assert part.param[knob].label in labels, knob
 
 
 def test_impossible_combination_is_shown():
@@ -289,7 +305,7 @@ def test_cancel_stops_a_running_evaluation(runner):
 
 
 def test_a_failing_run_shows_its_error_and_the_runner_keeps_working(runner):
-    def broken(*args, progress, cancel):
+    def broken(*args, progress, cancel, **settings):
         raise RuntimeError("ADC exploded")
 
     config = CrossbarConfig()
@@ -308,7 +324,7 @@ def test_a_failing_run_shows_its_error_and_the_runner_keeps_working(runner):
 def test_closing_the_session_cancels_its_jobs_only(runner):
     gate = threading.Event()
 
-    def blocked(*args, progress, cancel):
+    def blocked(*args, progress, cancel, **settings):
         progress(0.1, "waiting")
         while not gate.is_set():
             if cancel.wait(0.01):
@@ -430,6 +446,25 @@ def test_settings_export_import_round_trip(runner):
 
     with pytest.raises(InputError, match="levels"):
         other.import_settings({"device": {"levels": 1}, "crossbar": {}})
-    with pytest.raises(InputError, match="unknown crossbar settings"):
+    with pytest.raises(InputError, match=r"unknown key 'adc_bitz' \(did you mean 'adc_bits'"):
         other.import_settings({"device": {}, "crossbar": {"adc_bitz": 3}})
+    with pytest.raises(InputError, match=r"converters.adc_bits: 40 is not allowed"):
+        other.import_settings({"version": 1, "converters": {"adc_bits": 40}})
+    with pytest.raises(InputError, match=r"workload.model: the dashboard evaluates"):
+        other.import_settings({"version": 1, "workload": {"model": "my.pt"}})
     assert other.export_settings() == before
+
+
+def test_exported_settings_include_the_workload_and_drawn_curve_rescale(runner):
+    app = Explorer(runner=runner)
+    app.accuracy.param.update(limit=300, trials=2)
+    app.config.device.set_points([0, 5, 10], [1e-6, 4e-6, 5e-6])
+    app.config.device.param.update(g_min=2e-6, g_max=8e-6)  # rescale the drawn curve
+    exported = json.loads(json.dumps(app.export_settings()))
+    assert (exported["workload"]["limit"], exported["workload"]["trials"]) == (300, 2)
+    assert (exported["device"]["g_min"], exported["device"]["g_max"]) == (2e-6, 8e-6)
+    other = Explorer(runner=runner)
+    other.import_settings(exported)
+    assert (other.accuracy.limit, other.accuracy.trials) == (300, 2)
+    np.testing.assert_allclose(other.config.device.conductances(),
+                               app.config.device.conductances(), rtol=0, atol=0)

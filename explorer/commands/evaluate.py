@@ -176,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     out.update(model=model, data=data, checkpoint=report, settings=settings.to_dict())
     if args.programmed is not None:
         out["programmed"] = {"folder": args.programmed, "trial": result.workload["trial"]}
+    out.update(cost_summary(result.cost))
     if args.json:
         print_json(out)
         return 0
@@ -195,4 +196,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"tiles {total['tiles']}, cells {total['cells']:,}, ADC conversions/image "
           f"{total['adc_conversions']:,}, DAC cycles/image {total['dac_cycles']:,}; "
           f"calibrated on {result.calibration}; {result.seconds:.1f} s")
+    print(describe_cost(result.cost))
     return 0
+
+
+def cost_summary(cost: dict[str, Any]) -> dict[str, Any]:
+    """The cost keys printed at the top of ``--json``."""
+    keys = ("energy_pj_per_image", "energy_breakdown_pj", "latency_ns_per_image", "area_mm2",
+            "tops_per_w", "tops_per_mm2")
+    return {key: cost[key] for key in keys}
+
+
+def describe_cost(cost: dict[str, Any]) -> str:
+    """One line: energy per image by component, latency, area, TOPS/W."""
+    parts = ", ".join(f"{k} {v:,.1f}" for k, v in cost["energy_breakdown_pj"].items())
+    s = cost["settings"]
+    return (f"cost ({s['tech_node']} nm, {s['adc_type']} ADC, {s['cols_per_adc']} columns per "
+            f"ADC): {cost['energy_pj_per_image']:,.1f} pJ/image ({parts}), "
+            f"{cost['latency_ns_per_image'] / 1e3:,.2f} µs/image, {cost['area_mm2']:.4f} mm², "
+            f"{cost['tops_per_w']:,.1f} TOPS/W")

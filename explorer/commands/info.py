@@ -1,4 +1,5 @@
-"""``explorer info``: device presets, models, datasets and library versions."""
+"""``explorer info``: the settings (every knob with its section, default, allowed values and
+doc, from the declarations), device presets, models, datasets and library versions."""
 
 from __future__ import annotations
 
@@ -11,13 +12,33 @@ from explorer import __version__
 from explorer.cli import print_json
 
 NAME = "info"
-HELP = "List device presets, models, datasets and versions."
+HELP = ("List the settings (knobs, defaults, ranges), device presets, models, datasets and "
+        "versions.")
 
 _PACKAGES = ("torch", "torchvision", "numpy", "param", "panel", "holoviews", "bokeh")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def settings_table() -> dict[str, dict[str, Any]]:
+    """Every knob of the settings by section: default, allowed values, unit-bearing doc."""
+    from explorer.device import DeviceModel
+    from explorer.settings import parts
+    from explorer.settings.base import allowed
+    from explorer.settings.options import DEVICE_OPTIONS
+
+    table: dict[str, dict[str, Any]] = {"device": {}}
+    for name in DEVICE_OPTIONS:
+        p = DeviceModel.param[name]
+        table["device"][name] = {"default": p.default, "allowed": allowed(p), "doc": p.doc}
+    for part in parts():
+        section = table.setdefault(part.section, {})
+        for name in part.knobs():
+            p = part.param[name]
+            section[name] = {"default": p.default, "allowed": allowed(p), "doc": p.doc}
+    return table
 
 
 def collect() -> dict[str, Any]:
@@ -34,6 +55,7 @@ def collect() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {
+        "settings": settings_table(),
         "presets": {name: dict(values) for name, values in PRESETS.items()},
         "models": {name: spec.description for name, spec in MODELS.items()},
         "pretrained": {name: {"architecture": arch,
@@ -49,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
         return 0
+    print("Settings (explorer config prints them as a file; options --name-with-dashes):")
+    for section, knobs in info["settings"].items():
+        print(f"  [{section}]")
+        for name, item in knobs.items():
+            print(f"    {name:20s} default {item['default']!s:14s} {item['allowed']}")
     print("Device presets:")
     for name, values in info["presets"].items():
         print(f"  {name:12s} " + ", ".join(f"{k}={v}" for k, v in values.items()

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from explorer.cli import print_json
-from explorer.commands._options import add_crossbar_arguments, seed_from_args
+from explorer.commands._options import add_settings_arguments
 from explorer.errors import InputError
-from explorer.settings import WorkloadSettings
-from explorer.settings.options import add_part_arguments
 
 NAME = "sweep"
 HELP = ("Accuracy over a grid of crossbar/device parameters × Monte-Carlo trials, on Dask "
@@ -31,10 +29,6 @@ those options, and its codebooks and learned DAC/ADC ranges, as in `explorer eva
 already done."""
 
 
-SWEEP_OWN = ("model", "data", "limit", "trials", "batch_size")
-"""Workload knobs with this command's own options (the others are generated)."""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from explorer.sweep import sweep_parameters
 
@@ -46,23 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            + ", ".join(sweep_parameters()))
     grid.add_argument("--grid", default=None, metavar="FILE",
                       help="YAML or JSON file mapping parameter names to value lists")
-    grid.add_argument("--trials", type=int, default=1,
-                      help="Monte-Carlo trials per grid point, one row each (default 1)")
-    parser.add_argument("--model", default="lenet5-mnist",
-                        help="pretrained name (lenet5-mnist) or checkpoint path (a checkpoint "
-                             "of `explorer train` brings its crossbar settings)")
     parser.add_argument("--ignore-checkpoint", action="store_true",
                         help="use only the checkpoint's weights: default crossbar settings, "
                              "no codebooks or learned ranges")
-    parser.add_argument("--data", default=None,
-                        help="dataset (default: the model's, e.g. mnist-embedded)")
-    parser.add_argument("--limit", type=int, default=None, help="first N test images")
-    parser.add_argument("--batch-size", type=int, default=500, help="images per batch (500)")
-    add_crossbar_arguments(parser)
-    add_part_arguments(parser, WorkloadSettings, skip=SWEEP_OWN)
+    # --config, device, crossbar and workload options (--model, --trials per grid point …)
+    add_settings_arguments(parser)
     run = parser.add_argument_group("running")
     run.add_argument("--out", required=True, metavar="DIR",
-                     help="output folder: results.csv, results.parquet, plots, cells/ "
+                     help="output folder: results.csv, results.parquet, plots, points/ "
                           "(rerun with the same folder to resume)")
     run.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                      help="an existing Dask scheduler (default: a local cluster)")
@@ -109,26 +94,25 @@ def _check_options(args: argparse.Namespace, grid: dict[str, list[Any]]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.commands.evaluate import checkpoint_config, describe_checkpoint
-    from explorer.models import model_checkpoint
-    from explorer.settings.options import settings_from_args
-    from explorer.sweep import SweepSpec, connect, load_sweep_data, run_sweep
+    from explorer.commands.evaluate import describe_checkpoint, resolve_settings
+    from explorer.sweep import SweepSpec, connect, run_sweep, sweep_data
+    from explorer.workload import load_workload
 
     grid = grid_from_args(args)
     _check_options(args, grid)
-    base, builder, checkpoint = checkpoint_config(
-        args, model_checkpoint(args.model, args.weights or ""))
+    settings, _, checkpoint = resolve_settings(args)
+    work = settings.workload
     overrides = {k: getattr(args, k) for k in ("levels", "nonlinearity")
                  if getattr(args, k) is not None}
-    spec = SweepSpec(base=base, grid=grid, trials=args.trials, seed=seed_from_args(args),
-                     device_overrides=overrides)
+    spec = SweepSpec(base=settings.crossbar, grid=grid, trials=work.trials,
+                     seed=settings.crossbar.seed, device_overrides=overrides)
     client = cluster = None
     if args.scheduler is not None:  # an unreachable scheduler fails in seconds, first
         client, cluster = connect(args.scheduler, timeout=args.timeout)
     try:
-        data = load_sweep_data(args.model, args.data, args.limit, batch_size=args.batch_size,
-                               learned_settings=builder is not None,
-                               workload=settings_from_args(args).workload, allow_code=True)
+        learned = checkpoint is not None and checkpoint["used"]
+        data = sweep_data(load_workload(work, allow_code=True), work.batch_size,
+                          learned_settings=learned)
         cells = spec.cells(data.digest())  # every grid point validated before any work
         if client is None and not args.in_process:
             client, cluster = connect(None, args.workers)
@@ -150,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
     plots: dict[str, str] = {}
     note = ""
     if not args.no_plots and len(outcome.table):
-        from explorer.ui.sweep_plots import save_plots
+        from explorer.sweep.report import save_plots
 
         plots, note = save_plots(outcome.table, list(grid), Path(args.out))
     summary = {
-        "out": str(Path(args.out)), "cells": outcome.cells, "skipped": outcome.skipped,
+        "out": str(Path(args.out)), "points": outcome.cells, "skipped": outcome.skipped,
         "computed": outcome.computed, "failed": outcome.failed, "rows": len(outcome.table),
         "trials": spec.trials, "images": len(data.images), "seconds": outcome.seconds,
         "evaluations_per_minute": outcome.evaluations_per_minute,

@@ -34,9 +34,8 @@ class Part(param.Parameterized):
         user-visible ones only (precedence ≥ 0), in declaration order."""
         own = []
         for name, p in cls.param.objects("existing").items():
-            if name == "name" or (p.precedence is not None and p.precedence < 0):
-                continue
-            if p.owner is cls:
+            hidden = name == "name" or (p.precedence is not None and p.precedence < 0)
+            if not hidden and p.owner is cls:
                 own.append(name)
         return own
 
@@ -93,8 +92,10 @@ def checked_value(where: str, p: param.Parameter, value: Any, none_word: str = "
     """``value`` as the type ``p`` declares, within its bounds; else an InputError naming
     ``where`` (e.g. ``noise.prog_sigma``) and the allowed values. JSON-like input:
     integral floats are accepted as integers, never booleans as numbers."""
+    raw = value
+
     def bad() -> InputError:
-        shown = none_word if value is None else repr(value)
+        shown = none_word if raw is None else repr(raw)
         return InputError(f"{where}: {shown} is not allowed; expected {allowed(p, none_word)}")
 
     if value is None:
@@ -106,7 +107,8 @@ def checked_value(where: str, p: param.Parameter, value: Any, none_word: str = "
             return bool(value)
         raise bad()
     if isinstance(p, param.Selector):
-        if isinstance(value, str) and value in p.objects:
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and \
+                any(value == choice and type(value) is type(choice) for choice in p.objects):
             return value
         raise bad()
     if isinstance(p, param.Integer):
@@ -123,9 +125,8 @@ def checked_value(where: str, p: param.Parameter, value: Any, none_word: str = "
         value = float(value)
         if not math.isfinite(value):
             raise bad()
-    elif isinstance(p, param.String):
-        if not isinstance(value, str):
-            raise bad()
+    elif isinstance(p, param.String) and not isinstance(value, str):
+        raise bad()
     try:
         p._validate(value)
     except (ValueError, TypeError):

@@ -28,10 +28,10 @@ class NoiseSettings(Part):
         default=0.0, bounds=(0, None), softbounds=(0, 0.2), label="Read σ",
         doc="Relative read noise G·(1+σN), redrawn every forward pass; >= 0.")
     stuck_at_gmin = param.Number(
-        default=0.0, bounds=(0, 1), label="Stuck at G min",
+        default=0.0, bounds=(0, 1), softbounds=(0, 0.2), label="Stuck at G min",
         doc="Fraction of programmed cells stuck at g_min (SA0), 0 … 1; SA0 + SA1 <= 1.")
     stuck_at_gmax = param.Number(
-        default=0.0, bounds=(0, 1), label="Stuck at G max",
+        default=0.0, bounds=(0, 1), softbounds=(0, 0.2), label="Stuck at G max",
         doc="Fraction of programmed cells stuck at g_max (SA1), 0 … 1; SA0 + SA1 <= 1.")
     seed = param.Integer(
         default=0, bounds=(0, 2**63 - 1), label="Seed",

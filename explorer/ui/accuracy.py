@@ -59,24 +59,26 @@ def evaluation_job(
     *,
     progress: Callable[[float, str], None],
     cancel: threading.Event,
+    calibration_images: int | None = None,
 ) -> dict[str, Any]:
-    """Load the network and test images, evaluate on the crossbar (runs on the worker)."""
-    from explorer.data import load_dataset
-    from explorer.evaluate import evaluate
-    from explorer.models import load_pretrained
+    """Evaluate ``config`` on ``workload`` (runs on the worker) the way ``explorer evaluate``
+    does (:func:`explorer.workload.evaluate_settings`: the same network, scored images and
+    calibration images from the training split)."""
+    from explorer.settings import Settings
+    from explorer.settings import WorkloadSettings as CoreWorkloadSettings
+    from explorer.workload import evaluate_settings
 
     progress(0.0, "loading model and data")
-    model = load_pretrained(workload.model)
-    data = load_dataset(workload.dataset, split="test", limit=limit, download=False)
-    result = evaluate(model, data, config, trials=trials, progress=progress, cancel=cancel)
+    core = CoreWorkloadSettings(model=workload.model, data=workload.dataset, limit=limit,
+                                trials=trials)
+    if calibration_images is not None:
+        core.calibration_images = calibration_images
+    settings = Settings(crossbar=config, workload=core)
+    result = evaluate_settings(settings, progress=progress, cancel=cancel, download=False)
     return _as_dict(result)
 
 
 def _as_dict(result: Any) -> dict[str, Any]:
-    if isinstance(result, dict):
-        return dict(result)
-    if hasattr(result, "to_dict"):
-        return dict(result.to_dict())
     return dict(vars(result))
 
 
@@ -203,6 +205,7 @@ class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
                 self.trials,
                 label=f"run {self._runs}",
                 owner=self.owner,
+                calibration_images=self.calibration_images,
             )
         except InputError as exc:
             self.error = str(exc)

@@ -8,7 +8,6 @@ import logging
 import traceback
 from typing import Any
 
-import numpy as np
 import panel as pn
 import param
 import torch
@@ -18,12 +17,21 @@ from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.jobs import JobRunner
 from explorer.models import analog_layers, build_model, load_pretrained
+from explorer.settings import Settings, crossbar_knobs
+from explorer.settings.options import DEVICE_OPTIONS
 from explorer.ui.accuracy import AccuracyRunner
-from explorer.ui.controls import CrossbarControls, NonIdealityControls
+from explorer.ui.controls import (
+    CrossbarControls,
+    NonIdealityControls,
+    PartControls,
+    further_parts,
+)
+from explorer.ui.cost_panel import CostPanel
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.session import served_document
 from explorer.ui.sweep_panel import SweepPanel
+from explorer.ui.url_state import url_proxy
 from explorer.ui.workload import WORKLOADS
 
 log = logging.getLogger(__name__)
@@ -38,33 +46,12 @@ histograms of the mapping methods overlaid, the realised-vs-ideal transfer curve
 error table, updated on every change. **Right, bottom:** *Evaluate* runs the network on the
 simulated crossbar in the background and adds its accuracy to the history."""
 
-DEVICE_URL_PARAMS = ["levels", "nonlinearity", "nonlinearity_ltd", "g_min", "g_max"]
-CONFIG_URL_PARAMS = [
-    "mapping",
-    "scheme",
-    "scale",
-    "tile_rows",
-    "tile_cols",
-    "dac_bits",
-    "adc_bits",
-    "adc_range",
-    "bit_serial",
-    "prog_sigma",
-    "read_sigma",
-    "stuck_at_gmin",
-    "stuck_at_gmax",
-    "seed",
-]
-DEVICE_MODEL_PARAMS = [
-    "preset",
-    "levels",
-    "levels_ltd",
-    "nonlinearity",
-    "nonlinearity_ltd",
-    "g_min",
-    "g_max",
-    "c2c_sigma",
-]
+DEVICE_URL_PARAMS = list(DEVICE_OPTIONS)
+"""Device knobs kept in the page's URL (generated from the settings declarations)."""
+CONFIG_URL_PARAMS = crossbar_knobs()
+"""CrossbarConfig knobs kept in the page's URL: every knob of every settings part."""
+WORKLOAD_URL_PARAMS = ["workload", "limit", "trials", "calibration_images"]
+"""The accuracy runner's workload knobs kept in the URL."""
 
 
 @pn.cache(max_items=8)
@@ -111,10 +98,13 @@ class Explorer(pn.viewable.Viewer):
         self.device_editor = DeviceEditor(config.device)
         self.nonidealities = NonIdealityControls(config)
         self.crossbar = CrossbarControls(config)
+        self.further = [PartControls(config, part) for part in further_parts()]
         self.accuracy = AccuracyRunner(config, runner=runner)
         self.sweep = SweepPanel(config, runner=runner)
         weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
+        chosen = self.accuracy.selected_workload()
+        self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
 
@@ -131,19 +121,26 @@ class Explorer(pn.viewable.Viewer):
             description="A JSON file written by Export settings.",
         )
         self._import.param.watch(self._on_import, "value")
+        self._url_twins: list[param.Parameterized] = []
         if sync_url:
             self._sync_url()
         sidebar = pn.Column(
             self.device_editor,
             self.nonidealities,
             self.crossbar,
+            *self.further,
             pn.pane.Markdown("### Settings", margin=(0, 10)),
             self._export,
             self._import,
             width=420,
         )
         main = pn.Column(
-            self._weights_note, self.mapping, self.accuracy, self.sweep, sizing_mode="stretch_width"
+            self._weights_note,
+            self.mapping,
+            self.accuracy,
+            self.cost,
+            self.sweep,
+            sizing_mode="stretch_width",
         )
         self._layout = pn.Column(
             pn.pane.Markdown(INTRO, sizing_mode="stretch_width"),
@@ -169,74 +166,37 @@ class Explorer(pn.viewable.Viewer):
         self._error.param.update(object=self.error, visible=bool(self.error))
 
     # -- settings as JSON and in the URL -----------------------------------------------------
+    def settings(self) -> Settings:
+        """The page's whole experiment: the crossbar (device included) and the accuracy
+        runner's workload (a copy; :meth:`import_settings` changes the page)."""
+        return Settings(crossbar=self.config, workload=self.accuracy.core()).copy()
+
     def export_settings(self) -> dict[str, Any]:
-        """The main settings as plain data (JSON-ready): device and crossbar."""
-        dev = self.config.device
-        device: dict[str, Any] = {"source": dev.source}
-        if dev.source == "table":
-            device["table"] = np.asarray(dev.table).tolist()
-        elif dev.source == "points":
-            device.update(
-                points_pulses=np.asarray(dev.points_pulses).tolist(),
-                points_g=np.asarray(dev.points_g).tolist(),
-                levels=dev.levels,
-            )
-        else:
-            device.update({k: getattr(dev, k) for k in DEVICE_MODEL_PARAMS})
-        crossbar = {
-            k: v for k, v in self.config.param.values().items() if k not in ("name", "device")
-        }
-        return {"device": device, "crossbar": crossbar}
+        """The settings file's form (:meth:`explorer.settings.Settings.to_dict`): what
+        ``explorer evaluate --config FILE`` takes."""
+        return self.settings().to_dict()
 
     def import_settings(self, settings: dict[str, Any]) -> None:
-        """Apply settings written by :meth:`export_settings`; bad input raises InputError
-        and leaves the current settings unchanged."""
-        if not isinstance(settings, dict) or not {"device", "crossbar"} <= set(settings):
-            raise InputError("settings: expected a JSON object with 'device' and 'crossbar'")
-        device = dict(settings["device"])
-        crossbar = dict(settings["crossbar"])
-        allowed = set(self.config.param) - {"name", "device"}
-        unknown = set(crossbar) - allowed
-        if unknown:
-            raise InputError(f"settings: unknown crossbar settings {sorted(unknown)}")
-        # validate on scratch copies first, so that a bad file changes nothing
-        try:
-            trial_device = self._device_from_settings(device)
-            CrossbarConfig(device=trial_device, **crossbar).validate()
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"settings: {exc}") from None
-        dev = self.config.device
+        """Apply a settings file (any version; missing keys keep the page's values). Bad
+        input raises InputError naming the key and changes nothing."""
+        new = Settings.from_dict(settings, base=self.settings())
+        work = new.workload
+        choice = self.accuracy.choice_of(work.model, work.data)
+        dev, trial_device = self.config.device, new.crossbar.device
         with pn.io.hold():
             if trial_device.source == "table":
-                dev.set_table(trial_device.table)
+                dev.set_table(trial_device.table, trial_device.table_pulses)
             elif trial_device.source == "points":
                 dev.param.update(levels=trial_device.levels)
                 dev.set_points(trial_device.points_pulses, trial_device.points_g)
+                dev.param.update(g_min=trial_device.g_min, g_max=trial_device.g_max)
             else:
-                values = {k: getattr(trial_device, k) for k in DEVICE_MODEL_PARAMS}
-                dev.param.update(
-                    source="model",
-                    table=None,
-                    table_pulses=None,
-                    points_pulses=None,
-                    points_g=None,
-                    **values,
-                )
-            self.config.param.update(**crossbar)
-
-    @staticmethod
-    def _device_from_settings(device: dict[str, Any]) -> DeviceModel:
-        source = device.get("source", "model")
-        if source == "table":
-            return DeviceModel.from_table(device["table"])
-        if source == "points":
-            return DeviceModel.from_points(
-                device["points_pulses"],
-                device["points_g"],
-                levels=int(device.get("levels", DEFAULT_LEVELS)),
-            )
-        values = {k: v for k, v in device.items() if k != "source"}
-        return DeviceModel(**values)
+                curve = {k: getattr(trial_device, k) for k in ("preset", *DEVICE_OPTIONS)}
+                dev.param.update(source="model", table=None, table_pulses=None,
+                                 points_pulses=None, points_g=None, **curve)
+            self.config.param.update(**{k: getattr(new.crossbar, k) for k in crossbar_knobs()})
+            self.accuracy.param.update(
+                workload=choice, **{k: getattr(work, k) for k in WORKLOAD_URL_PARAMS[1:]})
 
     def _settings_file(self) -> io.StringIO:
         return io.StringIO(json.dumps(self.export_settings(), indent=2))
@@ -246,7 +206,9 @@ class Explorer(pn.viewable.Viewer):
             return
         try:
             self.import_settings(json.loads(event.new))
-        except (InputError, json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self.error = f"Settings file rejected: not JSON ({exc})"
+        except InputError as exc:
             self.error = f"Settings file rejected: {exc}"
         else:
             self.error = ""
@@ -256,8 +218,11 @@ class Explorer(pn.viewable.Viewer):
         if location is None:
             return
         location.sync(self.device_editor, {"preset": "preset"})
-        location.sync(self.config.device, {k: k for k in DEVICE_URL_PARAMS})
-        location.sync(self.config, {k: k for k in CONFIG_URL_PARAMS})
+        for obj, names in ((self.config.device, DEVICE_URL_PARAMS),
+                           (self.config, CONFIG_URL_PARAMS),
+                           (self.accuracy, WORKLOAD_URL_PARAMS)):
+            self._url_twins.append(url_proxy(obj, names))
+            location.sync(self._url_twins[-1], {k: k for k in names})
 
     # -- network -----------------------------------------------------------------------------
     def _on_workload(self, event: param.parameterized.Event) -> None:
@@ -265,6 +230,8 @@ class Explorer(pn.viewable.Viewer):
         with pn.io.hold():
             self._weights_note.param.update(object=note, visible=bool(note))
             self.mapping.weights = weights
+            chosen = WORKLOADS[event.new]
+            self.cost.param.update(model=chosen.model, data=chosen.dataset)
 
 
 def build_app() -> pn.viewable.Viewable:

@@ -41,7 +41,7 @@ from explorer.ui.workload import Workload, WorkloadSettings
 
 log = logging.getLogger(__name__)
 
-MAX_PANEL_CELLS = 64
+MAX_PANEL_POINTS = 64
 """Largest grid the dashboard runs (bigger sweeps: ``explorer sweep`` on Dask)."""
 NO_SECOND = "(none)"
 
@@ -175,7 +175,7 @@ class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
         self._layout = pn.Column(
             pn.pane.Markdown(
                 "### Sweep\nAccuracy over a grid of up to "
-                f"{MAX_PANEL_CELLS} points of one or two parameters (all other settings as "
+                f"{MAX_PANEL_POINTS} points of one or two parameters (all other settings as "
                 "on the left). Larger sweeps: `explorer sweep` on a Dask cluster.",
                 margin=(0, 10),
             ),
@@ -220,12 +220,12 @@ class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
                 raise InputError(f"sweep: choose two different parameters (both are {self.x})")
             axes.append((self.y, self.y_values.split(",")))
         grid = make_grid(axes)
-        cells = 1
+        points = 1
         for values in grid.values():
-            cells *= len(values)
-        if cells > MAX_PANEL_CELLS:
+            points *= len(values)
+        if points > MAX_PANEL_POINTS:
             raise InputError(
-                f"sweep: {cells} grid points; the dashboard runs at most {MAX_PANEL_CELLS} "
+                f"sweep: {points} grid points; the dashboard runs at most {MAX_PANEL_POINTS} "
                 "(use `explorer sweep` for more)"
             )
         return grid

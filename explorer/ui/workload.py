@@ -1,9 +1,12 @@
 """What the dashboard evaluates: a trained network, its test images and Monte-Carlo trials.
 
-:class:`WorkloadSettings` declares the ``workload``, ``limit`` and ``trials`` parameters
-once for the components that evaluate (:class:`~explorer.ui.accuracy.AccuracyRunner`,
-:class:`~explorer.ui.sweep_panel.SweepPanel`); a component narrows ``limit`` and
-``trials`` to its own bounds by re-declaring only those (Param inherits the rest).
+:class:`WorkloadSettings` is the core :class:`explorer.settings.WorkloadSettings` (model,
+data, limit, trials, calibration images, batch size: declared there once) plus the
+dashboard's choice among the known networks (``workload``, which sets ``model`` and
+``data``). The components that evaluate (:class:`~explorer.ui.accuracy.AccuracyRunner`,
+:class:`~explorer.ui.sweep_panel.SweepPanel`) are WorkloadSettings; a component narrows
+``limit`` and ``trials`` to its own bounds by re-declaring only those (Param inherits the
+rest). :meth:`WorkloadSettings.core` is what an evaluation job gets.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import param
 
 from explorer.models import PRETRAINED
 from explorer.paths import assets_dir
+from explorer.settings import WorkloadSettings as CoreWorkloadSettings
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ WORKLOADS: dict[str, Workload] = {
 DEFAULT_WORKLOAD = "LeNet5 · MNIST (embedded digits)"
 
 
-class WorkloadSettings(param.Parameterized):
+class WorkloadSettings(CoreWorkloadSettings):
     """Which network on which test images, how many images and how many trials."""
 
     workload = param.Selector(
@@ -66,19 +70,39 @@ class WorkloadSettings(param.Parameterized):
         label="Model and dataset",
         doc="Trained network and the test images it is evaluated on.",
     )
-    limit = param.Integer(
-        default=1000,
-        bounds=(1, 10_000),
-        label="Test images",
-        doc="Number of test images evaluated per trial (first N of the test split).",
-    )
-    trials = param.Integer(
-        default=3,
-        bounds=(1, 100),
-        label="Trials",
-        doc="Monte-Carlo trials: a new programming-variation draw each.",
-    )
+    model = param.String(default=WORKLOADS[DEFAULT_WORKLOAD].model, precedence=-1)
+    data = param.String(default=WORKLOADS[DEFAULT_WORKLOAD].dataset, precedence=-1)
+    limit = param.Integer(default=1000, bounds=(1, 10_000), allow_None=False)
+    trials = param.Integer(default=3, bounds=(1, 100))
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        self._follow_workload()
+        self.param.watch(self._follow_workload, "workload")
+
+    def _follow_workload(self, *_events: object) -> None:
+        chosen = WORKLOADS[self.workload]
+        self.param.update(model=chosen.model, data=chosen.dataset)
 
     def selected_workload(self) -> Workload:
         """The :class:`Workload` that ``workload`` names."""
         return WORKLOADS[self.workload]
+
+    def core(self) -> CoreWorkloadSettings:
+        """The plain :class:`explorer.settings.WorkloadSettings` of these values (what an
+        evaluation job takes: no watchers, no GUI)."""
+        return CoreWorkloadSettings(
+            **{name: getattr(self, name) for name in CoreWorkloadSettings.knobs()})
+
+    @classmethod
+    def choice_of(cls, model: str, data: str) -> str:
+        """The ``workload`` name of a (model, dataset) pair; InputError if the dashboard
+        does not offer it."""
+        from explorer.errors import InputError
+
+        for name, known in WORKLOADS.items():
+            if known.model == model and known.dataset in (data, ""):
+                return name
+        offered = [(w.model, w.dataset) for w in WORKLOADS.values()]
+        raise InputError(f"workload.model: the dashboard evaluates {offered}, not "
+                         f"({model!r}, {data!r}); use `explorer evaluate --config` for others")
