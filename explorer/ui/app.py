@@ -28,6 +28,7 @@ from explorer.ui.controls import (
 )
 from explorer.ui.cost_panel import CostPanel
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
+from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.session import served_document
 from explorer.ui.sweep_panel import SweepPanel
@@ -105,6 +106,7 @@ class Explorer(pn.viewable.Viewer):
         self.mapping = MappingView(config.device, config, weights)
         chosen = self.accuracy.selected_workload()
         self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
+        self.layers = LayersView(config, model=chosen.model)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
 
@@ -139,6 +141,7 @@ class Explorer(pn.viewable.Viewer):
             self.mapping,
             self.accuracy,
             self.cost,
+            self.layers,
             self.sweep,
             sizing_mode="stretch_width",
         )
@@ -232,6 +235,7 @@ class Explorer(pn.viewable.Viewer):
             self.mapping.weights = weights
             chosen = WORKLOADS[event.new]
             self.cost.param.update(model=chosen.model, data=chosen.dataset)
+            self.layers.model = chosen.model
 
 
 def build_app() -> pn.viewable.Viewable:
