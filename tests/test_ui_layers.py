@@ -64,3 +64,25 @@ def test_the_answer_names_the_digital_layers():
     text = answer(report)
     assert "**fc hurts most**" in text and "5.00 points below float" in text
     assert "MultiheadAttention" in text and "816 parameters" in text
+
+
+def test_the_inspect_button_queues_a_job_and_the_panes_follow_its_report():
+    from explorer.jobs import DONE, JobRunner
+
+    runner = JobRunner()
+    try:
+        view = LayersView(CrossbarConfig(adc_bits=4), runner=runner, limit=100)
+        view._button.clicks += 1  # what a press of the button sends
+        job = view.job
+        assert job is not None and job.wait(600) == DONE
+        assert view.report is job.result and view.error == ""
+        assert not view._button.disabled
+        assert list(view._table_source.data["name"]) == [
+            layer["name"] for layer in job.result["layers"]]
+        # a job that fails shows its message and leaves the panes as they were
+        view.model = "no-such-network"
+        view._button.clicks += 1
+        assert view.job.wait(600) == "failed"
+        assert "no-such-network" in view.error and view.report is job.result
+    finally:
+        runner.shutdown(cancel=True, timeout=60)

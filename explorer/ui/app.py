@@ -106,7 +106,7 @@ class Explorer(pn.viewable.Viewer):
         self.mapping = MappingView(config.device, config, weights)
         chosen = self.accuracy.selected_workload()
         self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
-        self.layers = LayersView(config, model=chosen.model)
+        self.layers = LayersView(config, runner=runner, model=chosen.model)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
 

@@ -10,6 +10,7 @@ their data from a report.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,10 @@ from bokeh.models import ColumnDataSource, DataTable, LinearColorMapper, Span, T
 from bokeh.plotting import figure
 
 from explorer.errors import InputError
+from explorer.jobs import CANCELLED, DONE, Job, JobRunner
 from explorer.settings import CrossbarConfig
+from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
+from explorer.ui.settings import snapshot
 
 TABLE_COLUMNS = [("name", "layer"), ("tiles", "tiles"), ("rmse_rel", "RMSE / w_max"),
                  ("clip", "ADC clip %"), ("snr", "output SNR dB"), ("cells", "cells SNR dB"),
@@ -51,6 +55,21 @@ def answer(report: dict[str, Any]) -> str:
             f"± {100 * worst['stderr']:.2f}). Why: {worst['reason']}.")
 
 
+def inspection_job(model: str, data: str, limit: int, config: CrossbarConfig, *,
+                   progress: Any = None, cancel: Any = None) -> dict[str, Any]:
+    """Load the network and images, inspect them on ``config`` (runs on the job worker)."""
+    from explorer.inspect import inspect_network
+    from explorer.settings import WorkloadSettings
+    from explorer.workload import load_workload
+
+    if progress is not None:
+        progress(0.0, "loading model and data")
+    work = WorkloadSettings(model=model, data=data, limit=limit)
+    loaded = load_workload(work, download=False)
+    return inspect_network(loaded.model, loaded.images, loaded.labels, config,
+                           loaded.calibration, heatmap_tiles=1)
+
+
 class LayersView(pn.viewable.Viewer):
     """Per-layer inspection of the network on the crossbar ``config``."""
 
@@ -68,12 +87,19 @@ class LayersView(pn.viewable.Viewer):
                         doc="The last inspect_network report (plain data).")
     error = param.String(default="", label="Error", doc="Why the last inspection failed.")
 
-    def __init__(self, config: CrossbarConfig, **params: Any) -> None:
+    def __init__(self, config: CrossbarConfig, runner: JobRunner | None = None,
+                 **params: Any) -> None:
         super().__init__(config=config, **params)
         self._answer = pn.pane.Markdown("Press **Inspect** to look inside every layer.")
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
-        self._button = pn.widgets.Button(label="Inspect", color="primary")
-        self._button.on_click(lambda _: self.run())
+        self._button = pn.widgets.Button(label="Inspect", color="primary",
+                                         css_classes=["layers-inspect"])
+        self._button.on_click(lambda _: self.submit())
+        self._runner = runner
+        self._doc = served_document()
+        self._owner = f"layers-{id(self)}"
+        self.job: Job | None = None
+        on_session_end(lambda: self.runner.cancel_owner(self._owner))
         self._layer = pn.widgets.Select.from_param(self.param.layer)
         self._bars_source = ColumnDataSource({"name": [], "drop": [], "clip": [], "snr": []})
         self._bars = figure(x_range=[], height=260, title="Accuracy lost, only this layer "
@@ -117,20 +143,56 @@ class LayersView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
 
-    def run(self) -> dict[str, Any] | None:
-        """Load the network and images, inspect them on the current crossbar, show it."""
-        from explorer.inspect import inspect_network
-        from explorer.settings import WorkloadSettings
-        from explorer.workload import load_workload
+    @property
+    def runner(self) -> JobRunner:
+        """The job runner the Inspect button queues on (the page's shared one)."""
+        if self._runner is None:
+            self._runner = job_runner()
+        return self._runner
 
+    def submit(self) -> Job | None:
+        """Queue an inspection of a snapshot of the settings on the job runner (the
+        Inspect button: the server's thread only queues); the panes update when it ends."""
+        self._button.disabled = True
+        self._answer.object = "Inspecting every layer…"
         try:
-            work = WorkloadSettings(model=self.model, data=self.data, limit=self.limit)
-            loaded = load_workload(work, download=False)
-            report = inspect_network(loaded.model, loaded.images, loaded.labels, self.config,
-                                     loaded.calibration, heatmap_tiles=1)
+            job = self.runner.submit(inspection_job, self.model, self.data, self.limit,
+                                     snapshot(self.config), label="inspect",
+                                     owner=self._owner)
         except InputError as exc:
-            self.error = str(exc)
-            self._alert.object, self._alert.visible = self.error, True
+            self._fail(str(exc))
+            return None
+        self.job = job
+        job.param.watch(lambda _e: call_in_session(self._doc, partial(self._finish, job)),
+                        ["status"])
+        if job.finished:
+            call_in_session(self._doc, partial(self._finish, job))
+        return job
+
+    def _finish(self, job: Job) -> None:
+        if job is not self.job or not job.finished:
+            return
+        self._button.disabled = False
+        if job.status == DONE:
+            self.error = ""
+            self._alert.visible = False
+            self.show(job.result)
+        elif job.status == CANCELLED:
+            self._answer.object = "Inspection cancelled."
+        else:
+            self._fail(job.error)
+
+    def _fail(self, message: str) -> None:
+        self._button.disabled = False
+        self.error = message
+        self._alert.object, self._alert.visible = self.error, True
+
+    def run(self) -> dict[str, Any] | None:
+        """Inspect here and now (scripts, notebooks, tests) and show it; None on bad input."""
+        try:
+            report = inspection_job(self.model, self.data, self.limit, self.config)
+        except InputError as exc:
+            self._fail(str(exc))
             return None
         self.error = ""
         self._alert.visible = False
