@@ -35,12 +35,11 @@ import torch
 from torch import Tensor
 
 from explorer.errors import InputError
+from explorer.settings.wires import MAX_SOLVE_CELLS
 
 METHODS = ("solve", "first_order")
 SOLVE_TOLERANCE = 1e-6
 """Largest relative residual ‖A·x − b‖ / ‖b‖ accepted from the exact network solve."""
-MAX_SOLVE_CELLS = 512 * 513
-"""Largest tile (cells) the exact solve accepts (its LU fill grows faster than the cells)."""
 MAX_ITERATIONS = 300
 NEGLIGIBLE_LOSS = 1e-12
 """Wires whose first-order loss stays below this fraction of every cell's current are

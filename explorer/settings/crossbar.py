@@ -15,12 +15,15 @@ import param
 from explorer.device import DeviceModel
 from explorer.settings.base import Part
 from explorer.settings.converters import ConverterSettings
+from explorer.settings.drift import DriftSettings
 from explorer.settings.mapping import MappingSettings
 from explorer.settings.noise import NoiseSettings
+from explorer.settings.wires import WireSettings
 
 
-class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings):
-    """The crossbar hardware a network is written into (all knobs of DESIGN.md §2–4)."""
+class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings, WireSettings,
+                     DriftSettings):
+    """The crossbar hardware a network is written into (all knobs of DESIGN.md §2–4, 7–8)."""
 
     device = param.ClassSelector(
         class_=DeviceModel, default=DeviceModel(), instantiate=True, label="Device",
