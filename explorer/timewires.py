@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from explorer import wires
 from explorer.drift import check_time, draw, drifted
 from explorer.drift_csv import DriftTable, read_drift_csv
 from explorer.tile_layout import TileLayout
@@ -135,7 +136,8 @@ class TimeWires:
         if self.ir_drop == "none" or (not self.r_row and not self.r_col):
             return None
         flat = tiles.reshape(-1, *tiles.shape[-2:])
-        matrix = effective_matrix(flat, self.r_row, self.r_col, self.ir_drop)
+        matrix = effective_matrix(flat, self.r_row, self.r_col, self.ir_drop,
+                                  max_iter=wires.MAX_ITERATIONS)
         ratio = torch.where(flat > 0, matrix / flat.clamp_min(torch.finfo(flat.dtype).tiny),
                             torch.ones_like(flat))
         return self.layout.scatter(ratio.view(tiles.shape), like)
