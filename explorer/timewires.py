@@ -59,6 +59,9 @@ class TimeWires:
         self.factors: tuple[Tensor, Tensor] | None = None
         self.alpha: Tensor | None = None
         self.tiles: Tensor | None = None
+        self.effective: Tensor | None = None
+        self._weight: Tensor | None = None
+        self._conductances: tuple[Tensor, Tensor] = (torch.empty(0), torch.empty(0))
 
     @staticmethod
     def needed(cfg: Any) -> bool:
@@ -74,19 +77,20 @@ class TimeWires:
         where = g_pos.device
         if self.layout.source.device != where:
             self.layout = self.layout.to(where)
+            self.target = None
         m = layer.mapping
         self.prog = self.layout.gather(g_pos, g_neg)
-        self.target = self.layout.gather(m.g_pos.to(where, g_pos.dtype),
-                                         m.g_neg.to(where, g_pos.dtype))
+        if self.target is None or self.target.dtype != self.prog.dtype:  # fixed per mapping
+            self.target = self.layout.gather(m.g_pos.to(where, g_pos.dtype),
+                                             m.g_neg.to(where, g_pos.dtype))
         self.normals = None
         if self.drift != "none":
             if self.generator is None:
                 raise RuntimeError(f"{layer.name}: no drift generator (program via reprogram())")
             self.normals = draw(self.prog.shape, self.generator, where, self.prog.dtype)
         self.reference = None
-        if self.compensation_mode != "none":
-            w0 = self._raw_weight(m, *self._per_weight(self.prog, g_pos))
-            self.reference = self._readout(w0)
+        if self.compensation_mode != "none":  # the read right after programming
+            self.reference = self._readout(self._tile_weight(m, self._through_wires(self.prog)))
         return self.evolve(layer)
 
     def evolve(self, layer: Any, time_s: float | None = None) -> tuple[Tensor, Tensor]:
@@ -96,61 +100,69 @@ class TimeWires:
             self.time_s = check_time(time_s)
         if self.prog is None:
             raise RuntimeError(f"{layer.name}: not programmed yet")
-        tiles = drifted(self.drift, self.prog, self.target, self.normals, self.time_s,
-                        self.g_min, self.g_max, self.table) if self.normals is not None \
-            else self.prog
-        tiles = torch.where(self.layout.mask, tiles, torch.zeros_like(tiles))
+        tiles = self.prog
+        if self.normals is not None:
+            tiles = drifted(self.drift, self.prog, self.target, self.normals, self.time_s,
+                            self.g_min, self.g_max, self.table)
+            tiles = torch.where(self.layout.mask, tiles, torch.zeros_like(tiles))
         self.tiles = tiles
-        g_pos, g_neg = self.layout.scatter(tiles, layer.weight)
-        self.factors = self._wire_factors(tiles, layer.weight)
-        self.alpha = None
-        if self.reference is not None:
-            self.alpha = self._ratio(self._readout(self._raw_weight(layer.mapping, g_pos, g_neg)))
+        self.effective = self._through_wires(tiles)
+        self.factors = None  # per-weight T/G ratios, made when a read needs them
+        w = self._tile_weight(layer.mapping, self.effective)
+        self.alpha = None if self.reference is None else \
+            compensation_ratio(self.reference, self._readout(w))
         layer.output_scale = None if self.ideal_adc or self.alpha is None else self.alpha
-        return g_pos, g_neg
+        self._weight = self._compensated(w)
+        self._conductances = self.layout.scatter(tiles, layer.weight)
+        return self._conductances
 
     # -- weights ------------------------------------------------------------------------
 
     def weight(self, mapping: Any, g_pos: Tensor, g_neg: Tensor) -> Tensor:
         """Effective weight (weight units) of per-weight conductances through the wires;
-        with an ideal ADC the compensation α is folded in (digital scaling, exact)."""
-        w = self._raw_weight(mapping, g_pos, g_neg)
-        if self.alpha is not None and self.ideal_adc:
-            w = w * self.alpha.view(-1, *([1] * (w.dim() - 1))) if self.alpha.dim() else \
-                w * self.alpha
-        return w
+        with an ideal ADC the compensation α is folded in (digital scaling, exact).
 
-    def _raw_weight(self, mapping: Any, g_pos: Tensor, g_neg: Tensor) -> Tensor:
-        if self.factors is not None:
-            k_pos, k_neg = self.factors
-            return mapping.w_scale * (g_pos * k_pos - g_neg * k_neg)
-        return mapping.to_weight(g_pos, g_neg)
+        The conductances :meth:`evolve` returned give the folded weight directly; others
+        (a read with noise) pass through each cell's share T/G of the current that reaches
+        the sense node, taken from the noise-free tile (exact to first order in the noise).
+        """
+        current = self._conductances
+        if g_pos is current[0] and g_neg is current[1]:
+            return self._weight
+        if self.effective is self.tiles:  # no wires
+            return self._compensated(mapping.to_weight(g_pos, g_neg))
+        if self.factors is None:
+            flat, eff = self.tiles, self.effective
+            ratio = torch.where(flat > 0, eff / flat.clamp_min(torch.finfo(flat.dtype).tiny),
+                                torch.ones_like(flat))
+            self.factors = self.layout.scatter(ratio, g_pos)
+        k_pos, k_neg = self.factors
+        return self._compensated(mapping.w_scale * (g_pos * k_pos - g_neg * k_neg))
 
-    def _per_weight(self, tiles: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-weight conductances of ``tiles`` with the wire factors of those tiles."""
-        self.factors = self._wire_factors(tiles, like)
-        return self.layout.scatter(tiles, like)
+    def _compensated(self, w: Tensor) -> Tensor:
+        if self.alpha is None or not self.ideal_adc:
+            return w
+        if self.alpha.dim():
+            return w * self.alpha.view(-1, *([1] * (w.dim() - 1)))
+        return w * self.alpha
 
-    def _wire_factors(self, tiles: Tensor, like: Tensor) -> tuple[Tensor, Tensor] | None:
-        """Per-weight ratios T/G (share of each cell's current reaching the sense node)."""
+    def _through_wires(self, tiles: Tensor) -> Tensor:
+        """Effective matrices T (S) of the tiles (the tiles themselves without wires)."""
         if self.ir_drop == "none" or (not self.r_row and not self.r_col):
-            return None
+            return tiles
         flat = tiles.reshape(-1, *tiles.shape[-2:])
-        matrix = effective_matrix(flat, self.r_row, self.r_col, self.ir_drop,
-                                  max_iter=wires.MAX_ITERATIONS)
-        ratio = torch.where(flat > 0, matrix / flat.clamp_min(torch.finfo(flat.dtype).tiny),
-                            torch.ones_like(flat))
-        return self.layout.scatter(ratio.view(tiles.shape), like)
+        return effective_matrix(flat, self.r_row, self.r_col, self.ir_drop,
+                                max_iter=wires.MAX_ITERATIONS).view(tiles.shape)
+
+    def _tile_weight(self, mapping: Any, effective: Tensor) -> Tensor:
+        """Weight (weight units) read from effective tiles: w_scale · (T⁺ − T⁻ or T_ref)."""
+        pos, neg = self.layout.scatter(effective, mapping.w_hat)
+        return mapping.w_scale * (pos - neg)
 
     def _readout(self, w: Tensor) -> Tensor:
         if self.compensation_mode == "layer":
             return w.abs().mean()
         return w.abs().reshape(w.shape[0], -1).mean(1)
-
-    def _ratio(self, now: Tensor) -> Tensor:
-        ref = self.reference
-        assert ref is not None
-        return compensation_ratio(ref, now)
 
     # -- reports ------------------------------------------------------------------------
 
