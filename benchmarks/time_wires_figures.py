@@ -53,6 +53,7 @@ def time_curves(model, test, calibration, trials: int) -> dict[str, list[dict]]:
             out = evaluate(model, test, cfg, trials=trials, calibration=calibration, times=TIMES)
             curves[f"{drift}/{comp}"] = [{k: r[k] for k in ("time_s", "accuracy_mean",
                                                             "accuracy_std")} for r in out.times]
+            print(f"time: {drift}/{comp} done", file=sys.stderr, flush=True)
     return curves
 
 
@@ -68,6 +69,8 @@ def rows_curves(model, test, calibration) -> dict[str, list[dict]]:
                 except InputError:  # first order beyond its range (loss >= 100 %)
                     continue
                 points.append({"tile_rows": rows, "accuracy": out.accuracy_mean})
+                print(f"rows: {method} {r:g} Ω {rows} rows {out.seconds:.0f} s", file=sys.stderr,
+                      flush=True)
             curves[f"{method}/{r:g}"] = points
     ideal = evaluate(model, test, base_config(), calibration=calibration)
     curves["ideal"] = [{"tile_rows": rows, "accuracy": ideal.accuracy_mean}
