@@ -197,20 +197,15 @@ def _dot(x: list[Tensor], y: list[Tensor]) -> Tensor:
     return sum((a * b).sum((0, 1)) for a, b in zip(x, y, strict=True))
 
 
-def _network_currents(G: Tensor, v: Tensor, r_row: float, r_col: float, tol: float,
-                      max_iter: int) -> Tensor:
-    """Sensed currents [C, K] of the exact network for input voltages ``v`` [R, K].
-
-    Conjugate gradients preconditioned by exact solves of every wire. Converged when the
-    current imbalance at the nodes, ‖A·u − b‖, is at most ``tol`` · 1e-3 of the ideal cell
-    currents ‖G·v‖ for every input vector (the true residual, recomputed); InputError if
-    ``tol`` itself is not reached in ``max_iter`` iterations.
-    """
-    net = _Network(G, r_row, r_col)
-    b = net.rhs(v)
-    tiny = torch.finfo(G.dtype).tiny
-    scale = (G * G).flatten() @ (v * v).repeat_interleave(G.shape[1], 0)  # ‖G·v‖²
-    scale = scale.sqrt().clamp_min(tiny)
+def _pcg(net: _Network, b: list[Tensor], scale: Tensor, tol: float,
+         max_iter: int) -> list[Tensor]:
+    """Solve ``A·u = b`` (K right-hand sides) by conjugate gradients preconditioned by exact
+    solves of every wire. Converged when the current imbalance at the nodes, ‖A·u − b‖, is
+    at most ``tol`` · 1e-3 of ``scale`` (the cell currents, per right-hand side); the true
+    residual is recomputed at the end (and the iteration restarted if it is above
+    ``tol``); InputError if ``tol`` is not reached in ``max_iter`` iterations."""
+    tiny = torch.finfo(scale.dtype).tiny
+    scale = scale.clamp_min(tiny)
     x = [torch.zeros_like(t) for t in b]
     r = [t.clone() for t in b]
     residual, done = math.inf, 0
@@ -243,7 +238,39 @@ def _network_currents(G: Tensor, v: Tensor, r_row: float, r_col: float, tol: flo
                          f"{done} iterations); the wire and cell conductances span too "
                          "many orders of magnitude, or the wires are too resistive for these "
                          "cells – use ir_drop='first_order', other resistances or smaller tiles")
-    return net.currents(x, v)
+    return x
+
+
+def _network_currents(G: Tensor, v: Tensor, r_row: float, r_col: float, tol: float,
+                      max_iter: int) -> Tensor:
+    """Sensed currents [C, K] of the exact network for input voltages ``v`` [R, K]
+    (converged to ``tol`` of the ideal cell currents ‖G·v‖, see :func:`_pcg`)."""
+    net = _Network(G, r_row, r_col)
+    scale = ((G * G).flatten() @ (v * v).repeat_interleave(G.shape[1], 0)).sqrt()  # ‖G·v‖
+    return net.currents(_pcg(net, net.rhs(v), scale, tol, max_iter), v)
+
+
+def _network_transfer_adjoint(G: Tensor, r_row: float, r_col: float, tol: float,
+                              max_iter: int) -> Tensor:
+    """The effective matrix T [R, C] from C right-hand sides (for tiles with fewer columns
+    than rows): the nodal matrix A is symmetric, so T = Bᵀ·A⁻¹·Eᵀ with B the inputs' and E
+    the sense nodes' coupling (reciprocity: 1 V behind each sense node in turn, the current
+    into each driver). Converged to ``tol`` of each column's cell currents ‖G[:, j]‖·1 V."""
+    net = _Network(G, r_row, r_col)
+    rows, cols = G.shape
+    pick = torch.eye(cols, dtype=G.dtype, device=G.device)  # [C (column), C (rhs)]
+    b = []
+    if net.rows_unknown:
+        b.append(G.unsqueeze(-1) * pick if not net.cols_unknown else
+                 G.new_zeros((rows, cols, cols)))
+    if net.cols_unknown:
+        bc = G.new_zeros((rows, cols, cols))
+        bc[-1] = net.gc * pick
+        b.append(bc)
+    y = _pcg(net, b, (G * G).sum(0).sqrt(), tol, max_iter)
+    if net.rows_unknown:
+        return net.gr * y[0][:, 0, :]
+    return torch.einsum("lm,lmj->lj", G, y[-1])
 
 
 def _resolvable(G: Tensor, r_row: float, r_col: float) -> tuple[float, float]:
@@ -268,6 +295,8 @@ def _exact_matrix(G: Tensor, r_row: float, r_col: float, tol: float,
     r_row, r_col = _resolvable(g, r_row, r_col)
     if not r_row and not r_col:
         return G.clone()
+    if cols < rows:
+        return _network_transfer_adjoint(g, r_row, r_col, tol, max_iter).to(G.dtype)
     eye = torch.eye(rows, dtype=g.dtype, device=g.device)
     return _network_currents(g, eye, r_row, r_col, tol, max_iter).T.to(G.dtype)
 
