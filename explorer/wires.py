@@ -205,7 +205,9 @@ def _pcg(net: _Network, b: list[Tensor], scale: Tensor, tol: float,
     residual is recomputed at the end (and the iteration restarted if it is above
     ``tol``); InputError if ``tol`` is not reached in ``max_iter`` iterations."""
     tiny = torch.finfo(scale.dtype).tiny
-    scale = scale.clamp_min(tiny)
+    # a right-hand side that reaches no cell (an unused word line or bit line) sends no
+    # current to the output; its imbalance is measured against its own drive instead
+    scale = torch.where(scale > 0, scale, _dot(b, b).sqrt()).clamp_min(tiny)
     x = [torch.zeros_like(t) for t in b]
     r = [t.clone() for t in b]
     residual, done = math.inf, 0

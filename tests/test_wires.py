@@ -140,6 +140,20 @@ def test_reduced_networks_one_ideal_wire() -> None:
         assert np.abs(got.numpy() / ref - 1).max() < 1e-5
 
 
+def test_unused_rows_and_columns_are_solved() -> None:
+    """Padding (a row or column without cells, as in a partly used tile) carries nothing."""
+    G = _random(12, 9, 4, 1e-6, 1e-5)
+    G[:3] = 0.0  # unused word lines
+    G[:, -2:] = 0.0  # unused bit lines
+    for g in (G, G.T.copy()):  # forward (R <= C) and adjoint (C < R) solves
+        V = np.random.default_rng(5).uniform(0, 0.5, (20, g.shape[0]))
+        ref = reference_currents(g, V, 2.0, 6.0)
+        got = column_currents(torch.from_numpy(g), torch.from_numpy(V), 2.0, 6.0, "solve")
+        used = ref.max(0) > 0
+        assert np.abs(got.numpy()[:, used] / ref[:, used] - 1).max() < 1e-5
+        assert np.abs(got.numpy()[:, ~used]).max() < 1e-15
+
+
 def test_effective_matrix_folds_many_tiles_at_once() -> None:
     tiles = torch.from_numpy(np.stack([_random(10, 6, s, 1e-6, 1e-5) for s in range(3)]))
     folded = effective_matrix(tiles, 2.0, 10.0, "first_order")
