@@ -38,10 +38,11 @@ YEAR = 365.25 * 24 * 3600
 TIMES = [1.0, 60.0, 3600.0, 86400.0, 7 * 86400.0, 2.6e6, YEAR, 10 * YEAR]
 TILE_ROWS = [16, 32, 64, 128, 256, 512]
 RESISTANCES = [2.0, 10.0]
+SCHEMES = ["differential", "offset"]
 
 
-def base_config(**values: object) -> CrossbarConfig:
-    return CrossbarConfig(device=DeviceModel(levels=16), scheme="differential", dac_bits=8,
+def base_config(scheme: str = "differential", **values: object) -> CrossbarConfig:
+    return CrossbarConfig(device=DeviceModel(levels=16), scheme=scheme, dac_bits=8,
                           adc_bits=None, seed=0, **values)
 
 
@@ -59,22 +60,23 @@ def time_curves(model, test, calibration, trials: int) -> dict[str, list[dict]]:
 
 def rows_curves(model, test, calibration) -> dict[str, list[dict]]:
     curves: dict[str, list[dict]] = {}
-    for method in ("solve", "first_order"):
-        for r in RESISTANCES:
-            points = []
-            for rows in TILE_ROWS:
-                cfg = base_config(ir_drop=method, r_row=r, r_col=r, tile_rows=rows)
-                try:
-                    out = evaluate(model, test, cfg, calibration=calibration)
-                except InputError:  # first order beyond its range (loss >= 100 %)
-                    continue
-                points.append({"tile_rows": rows, "accuracy": out.accuracy_mean})
-                print(f"rows: {method} {r:g} Ω {rows} rows {out.seconds:.0f} s", file=sys.stderr,
-                      flush=True)
-            curves[f"{method}/{r:g}"] = points
-    ideal = evaluate(model, test, base_config(), calibration=calibration)
-    curves["ideal"] = [{"tile_rows": rows, "accuracy": ideal.accuracy_mean}
-                       for rows in TILE_ROWS]
+    for scheme in SCHEMES:
+        for method in ("solve", "first_order"):
+            for r in RESISTANCES:
+                points = []
+                for rows in TILE_ROWS:
+                    cfg = base_config(scheme, ir_drop=method, r_row=r, r_col=r, tile_rows=rows)
+                    try:
+                        out = evaluate(model, test, cfg, calibration=calibration)
+                    except InputError:  # first order beyond its range (loss >= 100 %)
+                        continue
+                    points.append({"tile_rows": rows, "accuracy": out.accuracy_mean})
+                    print(f"rows: {scheme} {method} {r:g} Ω {rows} rows {out.seconds:.0f} s",
+                          file=sys.stderr, flush=True)
+                curves[f"{scheme}/{method}/{r:g}"] = points
+        ideal = evaluate(model, test, base_config(scheme), calibration=calibration)
+        curves[f"{scheme}/ideal"] = [{"tile_rows": rows, "accuracy": ideal.accuracy_mean}
+                                     for rows in TILE_ROWS]
     return curves
 
 
@@ -106,23 +108,27 @@ def plot(results: dict, folder: Path) -> None:
     fig.savefig(folder / "time_accuracy.png")
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for key, points in results["rows"].items():
-        if key == "ideal":
-            ax.plot([p["tile_rows"] for p in points], [100 * p["accuracy"] for p in points],
-                    color="0.5", ls=":", label="ideal wires")
-            continue
-        method, r = key.split("/")
-        ax.plot([p["tile_rows"] for p in points], [100 * p["accuracy"] for p in points],
-                marker="o", ms=3, ls="-" if method == "solve" else "--",
-                color="tab:green" if r == "2" else "tab:purple",
-                label=f"{r} Ω/segment, {method.replace('_', ' ')}")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(TILE_ROWS, [str(r) for r in TILE_ROWS])
-    ax.set_xlabel("tile rows (word lines read at once)")
-    ax.set_ylabel("LeNet5 accuracy (%)")
-    ax.legend(fontsize=8)
-    ax.set_title("IR drop: LeNet5 on differential pairs (16 levels, 1–10 µS)", fontsize=9)
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.0), dpi=120, sharey=True)
+    for ax, scheme in zip(axes, SCHEMES, strict=True):
+        for key, points in results["rows"].items():
+            parts = key.split("/")
+            if parts[0] != scheme:
+                continue
+            xs = [p["tile_rows"] for p in points]
+            ys = [100 * p["accuracy"] for p in points]
+            if parts[1] == "ideal":
+                ax.plot(xs, ys, color="0.5", ls=":", label="ideal wires")
+                continue
+            method, r = parts[1], parts[2]
+            ax.plot(xs, ys, marker="o", ms=3, ls="-" if method == "solve" else "--",
+                    color="tab:green" if r == "2" else "tab:purple",
+                    label=f"{r} Ω/segment, {method.replace('_', ' ')}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(TILE_ROWS, [str(r) for r in TILE_ROWS])
+        ax.set_xlabel("tile rows (word lines read at once)")
+        ax.set_title(f"IR drop, {scheme} cells (16 levels, 1–10 µS)", fontsize=9)
+    axes[0].set_ylabel("LeNet5 accuracy (%)")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "wires_accuracy.png")
     plt.close(fig)
