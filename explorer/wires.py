@@ -207,7 +207,9 @@ def _pcg(net: _Network, b: list[Tensor], scale: Tensor, tol: float,
     tiny = torch.finfo(scale.dtype).tiny
     # a right-hand side that reaches no cell (an unused word line or bit line) sends no
     # current to the output; its imbalance is measured against its own drive instead
-    scale = torch.where(scale > 0, scale, _dot(b, b).sqrt()).clamp_min(tiny)
+    if bool((scale <= 0).any()):
+        scale = torch.where(scale > 0, scale, _dot(b, b).sqrt())
+    scale = scale.clamp_min(tiny)
     x = [torch.zeros_like(t) for t in b]
     r = [t.clone() for t in b]
     residual, done = math.inf, 0
