@@ -37,6 +37,7 @@ from explorer.nonideal import NonIdealities
 from explorer.settings.crossbar import CrossbarConfig
 from explorer.swap import swap_modules
 from explorer.tiles import TiledConv1d, TiledConv2d, TiledLayer, TiledLinear
+from explorer.timewires import TimeWires
 
 
 def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
@@ -69,6 +70,7 @@ class _Programmed:
         for name, target in (("g_pos", mapping.g_pos), ("g_neg", mapping.g_neg)):
             self.register_buffer(name, _copy(target))  # type: ignore[attr-defined]
         self.read_generator: torch.Generator | None = None
+        self.physics: TimeWires | None = None  # drift and IR drop (explorer.timewires)
 
     def program(self, generator: torch.Generator | None) -> None:
         """Draw this trial's programmed conductances (variation, faults) and install them."""
@@ -80,7 +82,15 @@ class _Programmed:
             self.g_pos = self.nonideal.program(target_pos, self.device, generator).float()
             self.g_neg = _copy(target_neg) if m.neg_is_reference else \
                 self.nonideal.program(target_neg, self.device, generator).float()
-        self.set_weight(m.to_weight(self.g_pos, self.g_neg))  # type: ignore[attr-defined]
+        if self.physics is not None:  # drift to time_s, wires, compensation
+            self.g_pos, self.g_neg = self.physics.program(self, self.g_pos, self.g_neg)
+        self.set_weight(self._to_weight(self.g_pos, self.g_neg))  # type: ignore[attr-defined]
+
+    def _to_weight(self, g_pos: Tensor, g_neg: Tensor) -> Tensor:
+        """Effective weight of conductances (through the wires, when modelled)."""
+        if self.physics is not None:
+            return self.physics.weight(self.mapping, g_pos, g_neg)
+        return self.mapping.to_weight(g_pos, g_neg)
 
     def forward_weight(self) -> Tensor:
         """Programmed weight, with this pass's read noise if ``read_sigma`` > 0."""
@@ -89,7 +99,7 @@ class _Programmed:
         gen = self.read_generator
         g_pos = self.nonideal.read(self.g_pos, gen)
         g_neg = self.g_neg if self.mapping.neg_is_reference else self.nonideal.read(self.g_neg, gen)
-        return self.mapping.to_weight(g_pos, g_neg)
+        return self._to_weight(g_pos, g_neg)
 
     def extra_repr(self) -> str:
         """The tiles and converters (:meth:`TiledLayer.extra_repr`), then the mapping:
@@ -176,10 +186,24 @@ class CrossbarModel(nn.Module):
         prog = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 0)) \
             if draws else None
         read = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 1))
+        drift = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 2))
         for _, layer in self.analog_layers():
+            if layer.physics is not None:
+                layer.physics.generator = drift
             layer.program(prog)
             layer.read_generator = read
         self.trial, self.seed = trial, seed
+
+    def set_time(self, time_s: float) -> None:
+        """Evolve this trial's programmed cells to ``time_s`` seconds after programming
+        (same programming and drift draws; no re-mapping, no new draw)."""
+        from explorer.drift import check_time
+
+        time_s = check_time(time_s)
+        for _, layer in self.analog_layers():
+            if layer.physics is not None:
+                layer.g_pos, layer.g_neg = layer.physics.evolve(layer, time_s)
+                layer.set_weight(layer._to_weight(layer.g_pos, layer.g_neg))
 
     @property
     def input_planes(self) -> int:
@@ -255,6 +279,8 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
         kind = next(kind for base, kind in _ANALOG_KINDS.items() if isinstance(child, base))
         layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)  # type: ignore[arg-type]
         layer._attach(mapped, nonideal, cfg.device)
+        if TimeWires.needed(cfg):
+            layer.physics = TimeWires(cfg, layer)
         return layer
 
     layers: dict[str, AnalogLayer] = swap_modules(

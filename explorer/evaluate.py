@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +37,8 @@ DEFAULT_BATCH_SIZE = 500
 CALIBRATION_IMAGES = 256
 """Images used to calibrate the DAC/ADC ranges when no calibration batch is given."""
 MAX_TRIALS = 1000
+MAX_TIMES = 100
+"""Most times after programming one evaluation accepts (``times``)."""
 
 
 class Cancelled(JobCancelled):
@@ -76,10 +78,31 @@ class EvaluationResult:
     cost: dict[str, Any] = field(default_factory=dict)
     """Energy, latency and area per image (:meth:`explorer.cost.CostReport.to_dict`), with
     the array energy from the calibration images' layer inputs."""
+    times: list[dict[str, Any]] = field(default_factory=list)
+    """With ``times``: one record per time after programming (``time_s``, ``accuracies``,
+    ``accuracy_mean``, ``accuracy_std``); the top-level accuracies are the first time's."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data."""
         return asdict(self)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((a - mean) ** 2 for a in values) / (len(values) - 1))
+
+
+def check_times(times: Any) -> list[float]:
+    """``times`` as a list of seconds after programming (1 … MAX_TIMES numbers >= 0)."""
+    from explorer.drift import check_time
+
+    if isinstance(times, (str, bytes)) or not isinstance(times, Sequence) or not times:
+        raise InputError(f"times: expected a list of seconds after programming, got {times!r}")
+    if len(times) > MAX_TIMES:
+        raise InputError(f"times: {len(times)} times given; at most {MAX_TIMES}")
+    return [check_time(t) for t in times]
 
 
 def _check_positive_int(name: str, value: Any, upper: int | None = None) -> int:
@@ -162,7 +185,8 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
              calibration: Tensor | None = None, progress: ProgressCallback | None = None,
              cancel: threading.Event | None = None,
              device: str | torch.device | None = None,
-             analog_builder: AnalogBuilder | None = None) -> EvaluationResult:
+             analog_builder: AnalogBuilder | None = None,
+             times: Sequence[float] | None = None) -> EvaluationResult:
     """Top-1 accuracy of ``model`` written into the crossbar ``cfg``, over Monte-Carlo trials.
 
     ``dataset``: an :class:`~explorer.data.ImageDataset` or ``(images, labels)``
@@ -181,12 +205,16 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     ``analog_builder(model, cfg, calibration)`` builds the crossbar once (default
     :func:`~explorer.crossbar.to_crossbar`; a trained checkpoint's codebooks and learned
     ranges: :class:`explorer.deploy.CheckpointBuilder`); the trials reprogram it.
+    ``times``: seconds after programming to evaluate each trial at (drift); every trial's
+    programming draw is evolved to each time in turn (:meth:`CrossbarModel.set_time`), and
+    the result's ``times`` holds one record per time.
     """
     start = time.perf_counter()
     if not isinstance(cfg, CrossbarConfig):
         raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
     _check_positive_int("trials", trials, MAX_TRIALS)
     _check_positive_int("batch_size", batch_size)
+    time_list = None if times is None else check_times(times)
     images, labels = _images_labels(dataset, limit)
     where = torch.device(device) if device is not None else _model_device(model)
     model = model.to(where).eval()
@@ -206,7 +234,9 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     setup_seconds = time.perf_counter() - setup_start
 
     analog_batch = analog_batch_size(analog, batch_size)
-    total = math.ceil(len(images) / batch_size) + trials * math.ceil(len(images) / analog_batch)
+    steps = 1 if time_list is None else len(time_list)
+    total = math.ceil(len(images) / batch_size) + \
+        trials * steps * math.ceil(len(images) / analog_batch)
     done = 0
     phase = "float model"
 
@@ -219,21 +249,30 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
         done += 1
 
     float_correct = _correct(model, images, labels, batch_size, where, tick)
-    accuracies = []
+    per_time: list[list[float]] = [[] for _ in range(steps)]
     for trial in range(trials):
         phase = f"trial {trial + 1}/{trials}"
         if trial:
             analog.reprogram(trial)
-        accuracies.append(_correct(analog, images, labels, analog_batch, where, tick)
-                          / len(images))
+        for k in range(steps):
+            if time_list is not None:
+                phase = f"trial {trial + 1}/{trials}, t = {time_list[k]:g} s"
+                analog.set_time(time_list[k])
+            per_time[k].append(_correct(analog, images, labels, analog_batch, where, tick)
+                               / len(images))
     if progress is not None:
         progress(1.0, "done")
-    mean = sum(accuracies) / trials
-    std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (trials - 1)) if trials > 1 else 0.0
+    accuracies = per_time[0]
+    mean, std = _mean_std(accuracies)
+    records = []
+    for k, values in enumerate(per_time if time_list is not None else []):
+        t_mean, t_std = _mean_std(values)
+        records.append({"time_s": time_list[k], "accuracies": values,  # type: ignore[index]
+                        "accuracy_mean": t_mean, "accuracy_std": t_std})
     return EvaluationResult(
         **layer_inventory(model),
         accuracies=accuracies, accuracy_mean=mean, accuracy_std=std,
         float_accuracy=float_correct / len(images), trials=trials, images=len(images),
         counters=analog.counters(), seconds=time.perf_counter() - start,
         setup_seconds=setup_seconds, config=cfg.summary(), calibration=calibration_source,
-        cost=estimate(analog, cfg).to_dict())
+        cost=estimate(analog, cfg).to_dict(), times=records)

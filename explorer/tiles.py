@@ -249,6 +249,7 @@ class TiledLayer(nn.Module):
         self.calibrating = False
         self.positions = 0  # output positions per image (H'·W'; 1 for Linear), from calibration
         self.input_stats: dict[str, Tensor] = {}  # per word line, from calibration (cost)
+        self.output_scale: Tensor | None = None  # digital rescaling of ADC codes per column
         self._cache: dict[str, Any] = {}
 
     # -- weights and ranges ------------------------------------------------------------
@@ -441,6 +442,8 @@ class TiledLayer(nn.Module):
         else:
             sums, coeffs = self._sums(x, weight, cached=True)
         adc_quantize_(sums, int(s.adc_bits))
+        if self.output_scale is not None and not calibrate:  # digital, e.g. drift compensation
+            sums.mul_(self.output_scale)
         return self._unrows(self._accumulate(sums, coeffs, self._adc_step()), x.shape[0], x)
 
     def _accumulate(self, codes: Tensor, coeffs: Tensor, step: float) -> Tensor:

@@ -169,11 +169,13 @@ def evaluate_settings(settings: Settings, device: str | torch.device = "cpu",
                       progress: Any = None, cancel: threading.Event | None = None,
                       loaded: LoadedWorkload | None = None,
                       ignore_checkpoint: bool = False, download: bool = True,
-                      allow_code: bool = False) -> Any:
+                      allow_code: bool = False, times: Any = None) -> Any:
     """:func:`explorer.evaluate.evaluate` of the whole ``settings`` (an
     :class:`~explorer.evaluate.EvaluationResult` with ``calibration`` and ``workload``
     set). ``loaded``: the workload already loaded (else :func:`load_workload`, which may
-    ``download`` a missing dataset, and runs a code model only with ``allow_code``)."""
+    ``download`` a missing dataset, and runs a code model only with ``allow_code``);
+    ``times``: seconds after programming to evaluate at (see
+    :func:`~explorer.evaluate.evaluate`)."""
     from explorer.evaluate import evaluate
 
     work = settings.workload
@@ -185,7 +187,7 @@ def evaluate_settings(settings: Settings, device: str | torch.device = "cpu",
     result = evaluate(loaded.model, (loaded.images, loaded.labels), settings.crossbar,
                       trials=work.trials, batch_size=work.batch_size,
                       calibration=loaded.calibration, progress=progress, cancel=cancel,
-                      device=device, analog_builder=builder)
+                      device=device, analog_builder=builder, times=times)
     result.calibration = loaded.calibration_source
     result.workload = {"model": loaded.model_name, "data": loaded.data_name,
                        "images": len(loaded.images)}

@@ -125,6 +125,8 @@ def _knob_value(p: param.Parameter) -> st.SearchStrategy:
         hi = hi if hi is not None else lo + 1.0
         if not p.inclusive_bounds[0]:
             lo = np.nextafter(lo, math.inf)
+        if not p.inclusive_bounds[1] and p.bounds[1] is not None and hi >= p.bounds[1]:
+            hi = np.nextafter(p.bounds[1], -math.inf)
         value = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
     return st.one_of(st.none(), value) if p.allow_None else value
 

@@ -11,6 +11,10 @@ ratio is the median over these pairs (robust when other programs share the cores
 * ``lenet5_bitserial_ratio`` – the same with bit-serial 8-bit inputs (the crossbar
   takes the batches ``evaluate`` uses: 500 / 8 planes = 62 images).
 * ``resnet20_ratio`` – ResNet-20 on one batch of 256 CIFAR-shaped images, same crossbar.
+* ``lenet5_time_wires_ratio`` – LeNet5 as ``lenet5_ratio`` with first-order IR drop
+  (NeuroSim's 22 nm wires), PCM drift one day after programming and per-column drift
+  compensation, ideal ADC (:func:`time_wires_config`); each run redraws the programming
+  and drift and refolds the wires (issue 15's target: ≤ 1.5×).
 
 Mapping and calibration happen once per configuration and are reported separately
 (``*_setup_ms``). ``*_cpu_ratio`` is the same ratio in process CPU time, a check on
@@ -42,7 +46,8 @@ CALIBRATION_IMAGES = 256
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=7,
                         help="timed plain/crossbar pairs per measurement (default 7)")
-    parser.add_argument("--only", choices=("lenet5", "lenet5_bitserial", "resnet20"),
+    parser.add_argument("--only", choices=("lenet5", "lenet5_bitserial", "resnet20",
+                                           "lenet5_time_wires"),
                         default=None, help="run one measurement only")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -55,6 +60,15 @@ def bench_config(bit_serial: bool = False) -> Any:
     return CrossbarConfig(device=DeviceModel(levels=16, nonlinearity=1.0), mapping="min_error",
                           scheme="offset", tile_rows=128, tile_cols=128, dac_bits=8,
                           adc_bits=6, prog_sigma=0.05, bit_serial=bit_serial, seed=0)
+
+
+def time_wires_config() -> Any:
+    """The crossbar of ``lenet5_time_wires_ratio``: :func:`bench_config` with first-order IR
+    drop, PCM drift at one day, per-column compensation and an ideal ADC."""
+    cfg = bench_config()
+    cfg.param.update(adc_bits=None, ir_drop="first_order", drift="pcm", time_s=86400.0,
+                     drift_compensation="column")
+    return cfg
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
@@ -150,6 +164,13 @@ def run_benchmarks(repeats: int = 7, only: str | None = None) -> dict[str, Any]:
             out[f"{key}_ratio"] = round(timing["ratio"], 3)
             out.update({f"{key}_{name}": round(value, 2) for name, value in timing.items()
                         if name != "ratio"})
+    if only in (None, "lenet5_time_wires"):
+        model, images, calibration, weights = _lenet5()
+        out["lenet5_weights"] = weights
+        timing = compare(model, images, time_wires_config(), calibration, LENET5_BATCH, repeats)
+        out["lenet5_time_wires_ratio"] = round(timing["ratio"], 3)
+        out.update({f"lenet5_time_wires_{name}": round(value, 2)
+                    for name, value in timing.items() if name != "ratio"})
     if only in (None, "resnet20"):
         model, images, calibration = _resnet20()
         timing = compare(model, images, bench_config(), calibration, RESNET20_BATCH, repeats,
@@ -169,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    for key in ("lenet5", "lenet5_bitserial", "resnet20"):
+    for key in ("lenet5", "lenet5_bitserial", "resnet20", "lenet5_time_wires"):
         if f"{key}_ratio" in result:
             print(f"{key:17s} plain {result[f'{key}_plain_ms']:8.1f} ms   crossbar "
                   f"{result[f'{key}_crossbar_ms']:8.1f} ms   ratio {result[f'{key}_ratio']:.2f}× "

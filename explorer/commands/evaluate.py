@@ -23,7 +23,36 @@ A checkpoint written by `explorer train` records the crossbar it was trained for
 device, converters, tiles, noise and seed are then the defaults, and options typed here
 change only themselves (e.g. --adc-bits 6). What training learned is applied: codebooks
 (gq, uq, rq) become the generalized mapping, learned DAC/ADC ranges (rq) replace the
-calibrated ones. --ignore-checkpoint evaluates its weights with the plain defaults."""
+calibrated ones. --ignore-checkpoint evaluates its weights with the plain defaults.
+
+Time: --drift pcm|reram|measured with --time-s T evaluates T seconds after programming;
+--times 1,3600,86400,2.6e6,3.2e7 evaluates every trial's programming draw at each of
+these times in one run (with --json: a list of one record per time)."""
+
+
+def parse_times(text: str) -> list[float]:
+    """``--times`` text (comma-separated seconds) → list of floats; one-line errors."""
+    import math
+
+    from explorer.evaluate import MAX_TIMES
+
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seconds "
+                                         "(e.g. 1,3600,86400)")
+    values = []
+    for item in items:
+        try:
+            value = float(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not a number of seconds") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"{item!r} is not allowed; times are seconds "
+                                             "after programming, >= 0")
+        values.append(value)
+    if len(values) > MAX_TIMES:
+        raise argparse.ArgumentTypeError(f"{len(values)} times given; at most {MAX_TIMES}")
+    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "options may change the images)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="torch device (default cpu)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--times", type=parse_times, default=None, metavar="T1,T2,...",
+                        help="seconds after programming to evaluate at, comma-separated "
+                             "(needs --drift); reuses the mapping and programming draws")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (with --times: a list, one record per time)")
 
 
 def resolve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict | None]:
@@ -159,18 +192,28 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device: cuda is not available on this machine; use cpu")
+    times = getattr(args, "times", None)
     progress = None
     if not args.json and sys.stderr.isatty():
         def progress(fraction: float, message: str) -> None:
             print(f"\r{100 * fraction:5.1f} % {message:30s}", end="", file=sys.stderr)
     if args.programmed is not None:
+        if times is not None:
+            raise InputError("--times: evaluates drift from a fresh programming; an exported "
+                             "folder (--programmed) holds one programmed state")
         settings, result, report = evaluate_programmed(args, progress)
     else:
         settings, _, report = resolve_settings(args)
+        if times is not None and settings.crossbar.drift == "none":
+            raise InputError("--times: drift is 'none', so every time gives the same "
+                             "accuracy; choose a drift model (--drift pcm|reram|measured)")
         result = evaluate_settings(settings, device=args.device, progress=progress,
-                                   ignore_checkpoint=args.ignore_checkpoint, allow_code=True)
+                                   ignore_checkpoint=args.ignore_checkpoint, allow_code=True,
+                                   times=times)
     if progress is not None:
         print(file=sys.stderr)
+    if times is not None:
+        return _report_times(result, settings, args.json)
     out = result.to_dict()
     model, data = settings.workload.model, result.workload["data"]
     out.update(model=model, data=data, checkpoint=report, settings=settings.to_dict())
@@ -215,3 +258,21 @@ def describe_cost(cost: dict[str, Any]) -> str:
             f"ADC): {cost['energy_pj_per_image']:,.1f} pJ/image ({parts}), "
             f"{cost['latency_ns_per_image'] / 1e3:,.2f} µs/image, {cost['area_mm2']:.4f} mm², "
             f"{cost['tops_per_w']:,.1f} TOPS/W")
+def _report_times(result: Any, settings: Any, as_json: bool) -> int:
+    """Accuracy at each time after programming: a JSON list or one line per time."""
+    cfg = settings.crossbar
+    common = {"model": settings.workload.model, "data": result.workload["data"],
+              "images": result.images, "trials": result.trials, "drift": cfg.drift,
+              "drift_compensation": cfg.drift_compensation, "ir_drop": cfg.ir_drop,
+              "float_accuracy": result.float_accuracy}
+    records = [{**record, **common} for record in result.times]
+    if as_json:
+        print_json(records)
+        return 0
+    print(f"{common['model']} on {common['data']} ({result.images} images, {result.trials} "
+          f"trial(s)): drift {cfg.drift}, compensation {cfg.drift_compensation}, float "
+          f"{100 * result.float_accuracy:.2f} %")
+    for record in records:
+        std = f" ± {100 * record['accuracy_std']:.2f}" if result.trials > 1 else ""
+        print(f"t = {record['time_s']:>10g} s  accuracy {100 * record['accuracy_mean']:.2f}{std} %")
+    return 0

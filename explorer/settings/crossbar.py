@@ -16,12 +16,15 @@ from explorer.device import DeviceModel
 from explorer.settings.base import Part
 from explorer.settings.converters import ConverterSettings
 from explorer.settings.cost import CostSettings
+from explorer.settings.drift import DriftSettings
 from explorer.settings.mapping import MappingSettings
 from explorer.settings.noise import NoiseSettings
+from explorer.settings.wires import WireSettings
 
 
-class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings, CostSettings):
-    """The crossbar hardware a network is written into (all knobs of DESIGN.md §2–4)."""
+class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings, WireSettings,
+                     DriftSettings, CostSettings):
+    """The crossbar hardware a network is written into (all knobs of DESIGN.md §2–4, 7–9)."""
 
     device = param.ClassSelector(
         class_=DeviceModel, default=DeviceModel(), instantiate=True, label="Device",

@@ -32,6 +32,7 @@ from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.session import served_document
 from explorer.ui.sweep_panel import SweepPanel
+from explorer.ui.time_wires import TimeWiresView
 from explorer.ui.url_state import url_proxy
 from explorer.ui.workload import WORKLOADS
 
@@ -107,6 +108,7 @@ class Explorer(pn.viewable.Viewer):
         chosen = self.accuracy.selected_workload()
         self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
         self.layers = LayersView(config, runner=runner, model=chosen.model)
+        self.time_wires = TimeWiresView(config)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
 
@@ -141,6 +143,7 @@ class Explorer(pn.viewable.Viewer):
             self.mapping,
             self.accuracy,
             self.cost,
+            self.time_wires,
             self.layers,
             self.sweep,
             sizing_mode="stretch_width",
