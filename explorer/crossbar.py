@@ -7,15 +7,16 @@ deep-copies a model and replaces every Conv2d and Linear by an analog layer:
 1. the weights are mapped to conductances (:func:`explorer.mapping.map_weights`);
 2. the DAC and ADC ranges are calibrated per layer on a calibration batch, with the
    noise-free mapped weights (design-time calibration: Monte-Carlo trials share them);
-3. the cells are programmed with :class:`explorer.device.NonIdealities` (variation,
-   stuck-at faults) from a seeded generator; :meth:`CrossbarModel.reprogram` redraws
+3. the cells are programmed with :class:`explorer.device.NonIdealities` (programming
+   error, device-to-device spread, stuck-at faults) from a seeded generator, and the
+   converters' offset, gain and INL are drawn; :meth:`CrossbarModel.reprogram` redraws
    this for a new trial without mapping again;
-4. every forward pass reads the cells (read noise redrawn per pass, if set) and runs
-   the tiled crossbar product of :mod:`explorer.tiles` (row chunks, DAC, ADC, digital
-   accumulation, digital bias).
+4. every forward pass runs the tiled crossbar product of :mod:`explorer.tiles` (row
+   chunks, DAC, ADC, digital accumulation, digital bias) with a fresh read-noise draw
+   for every read (:mod:`explorer.readnoise`).
 
-Read noise and variation touch the programmed cells only; the offset scheme's
-reference column is taken as noise-free.
+The offset scheme's reference column is written exactly (no programming error: one
+column per tile, trimmed once) but read with read noise like every other column.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from torch import Tensor, nn
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import MappingResult, map_weights
+from explorer.converters import AdcErrors, Columns
 from explorer.nonideal import NonIdealities
+from explorer.readnoise import read_noise_for
 from explorer.settings.crossbar import CrossbarConfig
 from explorer.swap import swap_modules
 from explorer.tiles import TiledConv2d, TiledLayer, TiledLinear
@@ -38,7 +41,7 @@ from explorer.tiles import TiledConv2d, TiledLayer, TiledLinear
 
 def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
     """Seed of Monte-Carlo ``trial`` (0, 1, …) of a configuration ``seed``, per stream
-    (0 programming, 1 read noise): independent streams, reproducible."""
+    (0 programming, 1 read noise, 2 converter errors): independent streams, reproducible."""
     return int(np.random.SeedSequence([int(seed), int(trial), int(stream)]).generate_state(1)[0])
 
 
@@ -66,27 +69,73 @@ class _Programmed:
         for name, target in (("g_pos", mapping.g_pos), ("g_neg", mapping.g_neg)):
             self.register_buffer(name, _copy(target))  # type: ignore[attr-defined]
         self.read_generator: torch.Generator | None = None
+        self.program_pulses = 0
 
     def program(self, generator: torch.Generator | None) -> None:
-        """Draw this trial's programmed conductances (variation, faults) and install them."""
+        """Draw this trial's programmed conductances (programming error, spread, faults)
+        and install them; the pulses it took are counted in ``program_pulses``."""
         m = self.mapping
-        target_pos, target_neg = m.g_pos.to(self.weight.device), m.g_neg.to(self.weight.device)
+        where = self.weight.device  # type: ignore[attr-defined]
+        target_pos, target_neg = m.g_pos.to(where), m.g_neg.to(where)
+        self.program_pulses = 0
         if generator is None:
             self.g_pos, self.g_neg = _copy(target_pos), _copy(target_neg)
         else:
-            self.g_pos = self.nonideal.program(target_pos, self.device, generator).float()
+            self.g_pos = self._program_cells(target_pos, m.indices, generator)
             self.g_neg = _copy(target_neg) if m.neg_is_reference else \
-                self.nonideal.program(target_neg, self.device, generator).float()
-        self.set_weight(m.to_weight(self.g_pos, self.g_neg))  # type: ignore[attr-defined]
+                self._program_cells(target_neg, m.indices_neg, generator)
+        self._install(self.g_pos, self.g_neg)
 
-    def forward_weight(self) -> Tensor:
-        """Programmed weight, with this pass's read noise if ``read_sigma`` > 0."""
-        if not self.nonideal.read_sigma:
-            return self.weight  # type: ignore[attr-defined]
-        gen = self.read_generator
-        g_pos = self.nonideal.read(self.g_pos, gen)
-        g_neg = self.g_neg if self.mapping.neg_is_reference else self.nonideal.read(self.g_neg, gen)
-        return self.mapping.to_weight(g_pos, g_neg)
+    def _program_cells(self, target: Tensor, indices: Tensor | None,
+                       generator: torch.Generator) -> Tensor:
+        """Programmed copy of ``target`` (S); pulses from the level index when the
+        mapping chose levels, else found on the device curve."""
+        pulses = None if indices is None else indices.to(target.device, torch.float32)
+        g, counts = self.nonideal.program_cells(_copy(target), self.device, generator, pulses)
+        self.program_pulses += 0 if counts is None else int(counts.sum())
+        return g.float()
+
+    def _install(self, g_pos: Tensor, g_neg: Tensor) -> None:
+        """Install conductances (S) as the layer's weight and, for per-column ADCs, its
+        physical columns (weight units)."""
+        m = self.mapping
+        self.set_weight(m.to_weight(g_pos, g_neg))  # type: ignore[attr-defined]
+        if self.settings.adc_input == "per_column":  # type: ignore[attr-defined]
+            scale = float(m.w_scale)
+            if m.neg_is_reference:
+                self.columns = Columns(scale * g_pos, None, scale * float(g_neg.reshape(-1)[0]))
+            else:
+                self.columns = Columns(scale * g_pos, scale * g_neg, None)
+
+    def install_nominal(self) -> None:
+        """Install the noise-free mapped conductances (for calibration)."""
+        where = self.weight.device  # type: ignore[attr-defined]
+        self._install(_copy(self.mapping.g_pos.to(where)), _copy(self.mapping.g_neg.to(where)))
+
+    def start_reads(self, generator: torch.Generator) -> None:
+        """Per-read noise of this trial's cells (:mod:`explorer.readnoise`), drawn from
+        ``generator`` (one per trial, on the weights' device)."""
+        m, ni = self.mapping, self.nonideal
+        self.read_generator = generator
+        self.read_noise = read_noise_for(  # type: ignore[attr-defined]
+            ni.read_sigma, ni.out_noise, float(m.w_scale), self.g_pos,
+            None if m.neg_is_reference else self.g_neg,
+            float(self.g_neg.reshape(-1)[0]) if m.neg_is_reference else None, generator)
+
+    def draw_converters(self, generator: torch.Generator, cfg: CrossbarConfig) -> None:
+        """This trial's ADC offset, gain and INL per converter (none when all σ are 0)."""
+        self.adc_errors = None  # type: ignore[attr-defined]
+        sigmas = (cfg.adc_offset_sigma, cfg.adc_gain_sigma, cfg.adc_inl_sigma)
+        if cfg.adc_bits is None or not any(sigmas):
+            return
+        out = self.out_features  # type: ignore[attr-defined]
+        converted = out
+        if cfg.adc_input == "per_column":
+            converted += out if not self.mapping.neg_is_reference else \
+                -(-out // cfg.tile_cols)
+        self.adc_errors = AdcErrors.draw(  # type: ignore[attr-defined]
+            self.plan.count, converted, *sigmas, generator,  # type: ignore[attr-defined]
+            self.weight.device)  # type: ignore[attr-defined]
 
     def extra_repr(self) -> str:
         """The tiles and converters (:meth:`TiledLayer.extra_repr`), then the mapping:
@@ -164,13 +213,14 @@ class CrossbarModel(nn.Module):
         seed = self.config.seed if seed is None else seed
         where = self._where()
         nonideal = self.config.nonidealities()
-        draws = nonideal.prog_sigma or nonideal.stuck_at_gmin or nonideal.stuck_at_gmax
         prog = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 0)) \
-            if draws else None
+            if nonideal.draws_programming(self.config.device) else None
         read = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 1))
+        adc = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 2))
         for _, layer in self.analog_layers():
             layer.program(prog)
-            layer.read_generator = read
+            layer.start_reads(read)
+            layer.draw_converters(adc, self.config)
         self.trial, self.seed = trial, seed
 
     @property
@@ -200,7 +250,9 @@ class CrossbarModel(nn.Module):
         """Hardware counts per layer and their totals (tiles, cells, ADC conversions and DAC
         cycles per image); per-image counts come from the calibration batch's shape."""
         layers = {name: layer.counters() for name, layer in self.analog_layers()}
-        keys = ("tiles", "cells", "adc_conversions", "dac_cycles")
+        for name, layer in self.analog_layers():
+            layers[name]["program_pulses"] = layer.program_pulses
+        keys = ("tiles", "cells", "adc_conversions", "dac_cycles", "program_pulses")
         total = {key: int(sum(c[key] for c in layers.values())) for key in keys}
         return {"layers": layers, "total": total}
 
@@ -226,6 +278,9 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     if needs_ranges and calibration is None:
         raise InputError("calibration: images are needed to set the DAC/ADC ranges "
                          "(dac_bits/adc_bits are not None); pass calibration=images")
+    if cfg.out_noise and calibration is None:
+        raise InputError("calibration: out_noise is a fraction of the full-scale partial sum, "
+                         "which needs the input range; pass calibration=images")
     books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
 
@@ -259,12 +314,11 @@ def calibrate(analog: CrossbarModel, images: Tensor) -> None:
     if images.shape[0] < 1:
         raise InputError("calibration: needs at least one image")
     layers = [layer for _, layer in analog.analog_layers()]
-    where = analog._where()
     for layer in layers:
-        layer.set_weight(layer.mapping.w_hat.to(where))
+        layer.install_nominal()
         layer.calibrating = True
     try:
-        analog(images.to(where))
+        analog(images.to(analog._where()))
     finally:
         for layer in layers:
             layer.calibrating = False

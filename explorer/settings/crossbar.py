@@ -36,7 +36,7 @@ class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings):
             adc_bits=self.adc_bits, adc_range=self.adc_range,
             adc_percentile=float(self.adc_percentile),
             adc_fixed_range=float(self.adc_fixed_range), bit_serial=self.bit_serial,
-            cells_per_weight=1 if self.scheme == "offset" else 2)
+            cells_per_weight=1 if self.scheme == "offset" else 2, adc_input=self.adc_input)
 
     def nonidealities(self) -> Any:
         """The variation, read noise and faults as a :class:`explorer.device.NonIdealities`."""
