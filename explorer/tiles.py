@@ -523,7 +523,8 @@ class TiledLayer(nn.Module):
         else:
             how = {"max": "max", "percentile": f"p{s.adc_percentile:g}",
                    "fixed": f"fixed {s.adc_fixed_range:g}"}[s.adc_range]
-            parts.append(f"adc={s.adc_bits} b ({how})")
+            parts.append(f"adc={s.adc_bits} b ({how})" +
+                         (" per column" if s.adc_input == "per_column" else ""))
         if self.needs_ranges and not self.calibrated:
             parts.append("uncalibrated")
         return ", ".join(parts)
