@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from explorer.converters import AdcErrors, Columns
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import MappingResult, map_weights
-from explorer.converters import AdcErrors, Columns
 from explorer.nonideal import NonIdealities
 from explorer.readnoise import read_noise_for
 from explorer.settings.crossbar import CrossbarConfig
