@@ -272,6 +272,7 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
         raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
     if not isinstance(model, nn.Module):
         raise InputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    cfg.validate()
     settings = cfg.tile_settings()
     nonideal = cfg.nonidealities()
     needs_ranges = cfg.dac_bits is not None or cfg.adc_bits is not None

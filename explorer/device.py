@@ -216,6 +216,11 @@ class DeviceModel(_SelfValidating):
     table = param.Array(
         default=None, precedence=-1, label="Measured levels (S)",
         doc="Sorted distinct measured conductances, Siemens (source='table').")
+    level_std = param.Array(
+        default=None, precedence=-1, label="Level σ (S)",
+        doc="Measured σ of each level's conductance, Siemens, one per level in increasing "
+            "order (a CSV's conductance_std column or repeated measurements per level); "
+            "drives prog_model='measured'.")
     table_pulses = param.Array(
         default=None, precedence=-1, label="Measured pulses",
         doc="Pulse numbers of the measured CSV rows, if the file had them (plotting only).")
@@ -226,7 +231,8 @@ class DeviceModel(_SelfValidating):
         default=None, precedence=-1, label="Curve points: conductance (S)",
         doc="Conductances of the drawn curve's points, Siemens, increasing (source='points').")
 
-    _checked = ("g_min", "g_max", "levels", "source", "table", "points_pulses", "points_g")
+    _checked = ("g_min", "g_max", "levels", "source", "table", "points_pulses", "points_g",
+                "level_std")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -252,6 +258,13 @@ class DeviceModel(_SelfValidating):
                 raise InputError(
                     f"g_min/g_max: a measured table defines them ({self.table[0]:.4g} … "
                     f"{self.table[-1]:.4g} S); load another table to change them")
+        if self.level_std is not None:
+            std = np.asarray(self.level_std)
+            if std.ndim != 1 or std.size != self.levels:
+                raise InputError(f"level_std: {std.size} value(s) for {self.levels} levels; one "
+                                 "σ per level is needed (in increasing level order)")
+            if not (np.isfinite(std).all() and (std >= 0).all()):
+                raise InputError("level_std: every σ must be finite and >= 0 S")
         if self.source == "points" and (self.points_pulses is None or self.points_g is None):
             raise InputError("source: 'points' needs curve points; use DeviceModel.from_points "
                              "or dev.set_points(pulses, conductances)")
@@ -325,12 +338,15 @@ class DeviceModel(_SelfValidating):
         return np.clip(out, 0.0, 1.0)  # PCHIP is monotone: this only trims float rounding
 
     # ---- alternative sources ----------------------------------------------------------
-    def set_table(self, conductances: Any, pulses: Any = None) -> DeviceModel:
-        """Use measured conductances (Siemens, any order, duplicates removed) as the levels."""
+    def set_table(self, conductances: Any, pulses: Any = None,
+                  level_std: Any = None) -> DeviceModel:
+        """Use measured conductances (Siemens, any order, duplicates removed) as the levels;
+        ``level_std``: their σ (S) in increasing conductance order, or None."""
         g = _clean_table(conductances)
         self.param.update(source="table", table=g, levels=int(g.size), g_min=float(g[0]),
                           g_max=float(g[-1]),
-                          table_pulses=None if pulses is None else np.asarray(pulses, float))
+                          table_pulses=None if pulses is None else np.asarray(pulses, float),
+                          level_std=None if level_std is None else np.asarray(level_std, float))
         return self
 
     def set_points(self, pulses: Any, conductances: Any) -> DeviceModel:
@@ -384,6 +400,10 @@ class DeviceModel(_SelfValidating):
                                  f"({MAX_CSV_BYTES:,} bytes) is accepted")
             data = path.read_bytes()
         table = parse_device_csv(data)
+        if table.std is not None:
+            order = np.argsort(table.conductance, kind="stable")
+            return cls.from_table(table.conductance[order], level_std=table.std[order],
+                                  **params)
         return cls.from_table(table.conductance, pulses=table.pulse, **params)
 
     @classmethod

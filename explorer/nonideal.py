@@ -47,8 +47,9 @@ class NonIdealities(NoiseSettings, _SelfValidating):
 
     def draws_programming(self, device: DeviceModel) -> bool:
         """Whether programming draws anything for ``device`` (else the targets are exact)."""
+        measured = device.level_std is not None and bool(np.any(device.level_std))
         model = {"gaussian": self.prog_sigma, "c2c": device.c2c_sigma,
-                 "write_verify": device.c2c_sigma}[self.prog_model]
+                 "write_verify": device.c2c_sigma, "measured": measured}[self.prog_model]
         return bool(model or self.stuck_at_gmin or self.stuck_at_gmax or self.spread)
 
     def program(self, g: torch.Tensor, device: DeviceModel,
@@ -69,7 +70,9 @@ class NonIdealities(NoiseSettings, _SelfValidating):
         faults. Models (``prog_model``): ``gaussian`` (``prog_sigma``, clipped at ≥ 0 S),
         ``c2c`` (σ_c2c·(g_max−g_min)·√pulses·N, clamped to the cell's [g_min, g_max]) and
         ``write_verify`` (open-loop c2c, then corrective pulses of σ_c2c until within
-        ``wv_tolerance`` or ``wv_max_pulses``). Pulse counts: None for ``gaussian``.
+        ``wv_tolerance`` or ``wv_max_pulses``) and ``measured`` (σ(G) of the target's
+        level from ``device.level_std``, interpolated between levels, clipped at ≥ 0 S).
+        Pulse counts: None for ``gaussian`` and ``measured``.
         ``generator`` must live on ``g``'s device.
         """
         if not isinstance(generator, torch.Generator):
@@ -85,7 +88,9 @@ class NonIdealities(NoiseSettings, _SelfValidating):
             g, g_lo, g_hi = _spread(g, pulses, device, self, generator)
         span = device.g_max - device.g_min
         counts = None
-        if self.prog_model == "gaussian":
+        if self.prog_model == "measured":
+            out = (g + level_sigma(g, device) * noise).clamp_min(0.0)
+        elif self.prog_model == "gaussian":
             if self.prog_sigma_mode == "relative":
                 out = g * (1.0 + self.prog_sigma * noise)
             else:
@@ -128,6 +133,22 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
         raise InputError(f"seed: must be an integer >= 0, got {seed!r}")
     return torch.Generator(device=device).manual_seed(int(seed))
 
+
+
+def level_sigma(g: torch.Tensor, device: DeviceModel) -> torch.Tensor:
+    """σ (S) of each target conductance ``g`` from the device's measured per-level σ
+    (linear between levels, the end values beyond)."""
+    if device.level_std is None:
+        raise InputError("prog_model: 'measured' needs a device with measured per-level σ "
+                         "(a CSV with a conductance_std column or repeated measurements "
+                         "per level)")
+    levels = torch.as_tensor(device.conductances(), dtype=torch.float64, device=g.device)
+    std = torch.as_tensor(np.asarray(device.level_std), dtype=torch.float64, device=g.device)
+    x = g.double().clamp(float(levels[0]), float(levels[-1]))
+    hi = torch.searchsorted(levels, x).clamp(1, len(levels) - 1)
+    lo = hi - 1
+    frac = (x - levels[lo]) / (levels[hi] - levels[lo])
+    return (std[lo] + frac * (std[hi] - std[lo])).to(g.dtype)
 
 
 def pulses_for(g: torch.Tensor, device: DeviceModel) -> torch.Tensor:

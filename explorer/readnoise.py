@@ -164,13 +164,14 @@ def add_chunk_noise_(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise)
                 v = torch.cat([v, torch.full_like(v[:1], noise.reference_variance)])
             noise.cache[key] = layer._grouped(v * scale2, n_planes)
         squared = planes if s.bit_serial else planes.square()
-        var = layer._psums(squared, noise.cache[key], n_planes).view(rows, n_planes, chunks, -1)
+        std = layer._psums(squared, noise.cache[key], n_planes).view(rows, n_planes, chunks, -1)
+        std.sqrt_()  # contiguous, in place
         if variance is not None:
-            std = var[..., :columns].sqrt()
-            sums.addcmul_(std, noise.normal(tuple(std.shape), std))
+            own = std[..., :columns] if noise.reference_variance else std
+            sums.addcmul_(own, noise.normal(tuple(own.shape), own))
         if noise.reference_variance:
             tiles = column_tiles(columns, s.tile_cols)
-            ref = var[..., columns:].sqrt() * noise.normal((rows, n_planes, chunks, tiles), sums)
+            ref = std[..., columns:] * noise.normal((rows, n_planes, chunks, tiles), sums)
             sums.add_(expand_shared(ref, columns, s.tile_cols))
     if noise.out_sigma:
         sigma = noise.out_sigma * layer.full_scale / layer._adc_step()

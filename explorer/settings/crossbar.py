@@ -13,6 +13,7 @@ from typing import Any
 import param
 
 from explorer.device import DeviceModel
+from explorer.errors import InputError
 from explorer.settings.base import Part
 from explorer.settings.converters import ConverterSettings
 from explorer.settings.mapping import MappingSettings
@@ -49,6 +50,10 @@ class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings):
         """Raise InputError if the combination of values is impossible."""
         for part in CROSSBAR_PARTS:
             part.check(self)
+        if self.prog_model == "measured" and self.device.level_std is None:
+            raise InputError("prog_model: 'measured' needs a device with measured per-level σ "
+                             "(a CSV with a conductance_std column or repeated measurements "
+                             "per level)")
         self.tile_settings()
 
     def summary(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import param
 from explorer.errors import InputError
 from explorer.settings.base import Part
 
-PROG_MODELS = ("gaussian", "c2c", "write_verify")
+PROG_MODELS = ("gaussian", "c2c", "write_verify", "measured")
 
 
 class NoiseSettings(Part):
@@ -25,7 +25,8 @@ class NoiseSettings(Part):
         doc="gaussian: per-cell error prog_sigma (relative or absolute); c2c: NeuroSim's "
             "open-loop pulses, σ_c2c·(g_max−g_min)·√pulses·N clamped to [g_min, g_max] with "
             "the device's c2c_sigma (a preset's value); write_verify: pulses of σ_c2c until "
-            "|G − target| <= wv_tolerance or wv_max_pulses (pulse counts in the counters).")
+            "|G − target| <= wv_tolerance or wv_max_pulses (pulse counts in the counters); "
+            "measured: σ(G) per level from the device's measured statistics (level_std).")
     prog_sigma = param.Number(
         default=0.0, bounds=(0, None), softbounds=(0, 0.3), label="Programming error σ",
         doc="Per-cell programming error σ of prog_model='gaussian' (not device-to-device: "
