@@ -290,7 +290,8 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
         weight: Tensor = child.weight  # type: ignore[assignment]
         mapped = map_weights(weight.detach(), cfg.device, method=cfg.mapping,
                              scheme=cfg.scheme, scale=cfg.scale,
-                             codebook=None if codebook is None else codebook.to(weight.device))
+                             codebook=None if codebook is None else codebook.to(weight.device),
+                             snap=cfg.snap_codebook and cfg.mapping == "generalized")
         kind = next(kind for base, kind in _ANALOG_KINDS.items() if isinstance(child, base))
         layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)  # type: ignore[arg-type]
         layer._attach(mapped, nonideal, cfg.device)

@@ -23,6 +23,11 @@ class MappingSettings(Part):
         default="offset", objects=list(SCHEMES), label="Cell scheme",
         doc="offset: one cell and a reference column; differential: a G+/G− pair; "
             "differential_full: both cells of the pair programmable.")
+    snap_codebook = param.Boolean(
+        default=False, label="Snap codebook to levels",
+        doc="generalized only: move each codebook value to the nearest value the device's "
+            "levels realise (discrete levels, like min_error) instead of writing any "
+            "conductance in [G_0, G_{L-1}] by write-verify.")
     scale = param.Selector(
         default="max", objects=list(SCALES), label="Weight scale",
         doc="max: w_max = max |w|; optimal: least-squares w_max alternated with the levels.")
