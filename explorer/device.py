@@ -105,7 +105,7 @@ def a_of_nl(nl: float | np.ndarray) -> np.ndarray:
         mid = 0.5 * (lo + hi)
         above = _curve_gap(np.exp(mid)) > target
         lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # NL → 0: a → inf (the linear limit)
         series = 1.0 / (8.0 * target)
     out = np.where(x < 1e-4, series, np.exp(0.5 * (lo + hi)))
     return np.where(x == 0, np.inf, out)

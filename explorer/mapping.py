@@ -99,7 +99,7 @@ class MappingResult:
         """
         if not isinstance(bins, int) or bins < 1:
             raise InputError(f"bins: must be an integer >= 1, got {bins!r}")
-        e = self.error.reshape(-1).float()
+        e = self.error.reshape(-1).double()  # float64 bins: the same edges as numpy
         if range is None:
             m = float(e.abs().max()) if e.numel() else 0.0
             lo, hi = -(m or 1e-12), (m or 1e-12)
