@@ -173,3 +173,59 @@ def _add_noise_(layer: Any, columns: Columns, sums: Tensor, planes: Tensor, nois
     if noise.out_sigma:
         sigma = noise.out_sigma * layer.full_scale * scale / layer._dac_step()
         sums.add_(noise.normal(tuple(sums.shape), sums), alpha=sigma)
+
+
+def sliced_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | None) -> Tensor:
+    """The output of a bit-sliced layer (:mod:`explorer.slicing`): every slice's column
+    converted on its own (one signed conversion of the G⁺ − G⁻ current each), the codes
+    shift-added digitally, ``Σ_j 2^(b·j) · code_j``."""
+    from explorer.tiles import adc_quantize_
+
+    s = layer.settings
+    slices = layer.slices
+    bits = int(s.adc_bits)
+    planes, coeffs = layer._planes(layer._prepare(x))
+    n_planes = coeffs.numel()
+    dac = layer._dac_step()
+    count = len(slices.shifts)
+    if calibrate:
+        stacked = slices.stacked
+        sums = layer._psums(planes, layer._grouped(stacked * dac, n_planes), n_planes)
+        sums = sums.view(sums.shape[0], n_planes, layer.plan.count, -1)
+        layer.adc_range.fill_(layer._calibrated_adc_range(sums, stacked))
+        sums.div_(layer._adc_step())
+    else:
+        step = layer._adc_step()
+        key = ("grouped", dac, step, n_planes)
+        if key not in slices.cache:
+            slices.cache.clear()
+            slices.cache[key] = layer._grouped(slices.stacked * (dac / step), n_planes)
+        sums = layer._psums(planes, slices.cache[key], n_planes)
+        sums = sums.view(sums.shape[0], n_planes, layer.plan.count, -1)
+        if noise is not None:
+            _add_slice_noise_(layer, sums, planes, noise, dac / step, n_planes)
+    errors: AdcErrors | None = None if calibrate else layer.adc_errors
+    if errors is not None:
+        errors.apply_(sums, bits)
+    else:
+        adc_quantize_(sums, bits)
+    rows, _, chunks, _ = sums.shape
+    shifts = torch.tensor(slices.shifts, dtype=sums.dtype, device=sums.device).view(-1, 1)
+    combined = (sums.view(rows, n_planes, chunks, count, -1) * shifts).sum(3)
+    return layer._unrows(layer._accumulate(combined, coeffs, layer._adc_step()), x.shape[0], x)
+
+
+def _add_slice_noise_(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise, scale: float,
+                      n_planes: int) -> None:
+    """Per-read noise of every slice column (ADC steps, in place)."""
+    if noise.slice_variance is not None:
+        key = ("slices", scale, n_planes)
+        if key not in noise.cache:
+            noise.cache.clear()
+            noise.cache[key] = layer._grouped(noise.slice_variance * scale ** 2, n_planes)
+        squared = planes if layer.settings.bit_serial else planes.square()
+        std = layer._psums(squared, noise.cache[key], n_planes).view(sums.shape).sqrt_()
+        sums.addcmul_(std, noise.normal(tuple(std.shape), std))
+    if noise.out_sigma:
+        sigma = noise.out_sigma * layer.full_scale * scale / layer._dac_step()
+        sums.add_(noise.normal(tuple(sums.shape), sums), alpha=sigma)

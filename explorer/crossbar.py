@@ -35,6 +35,7 @@ from explorer.mapping import MappingResult, map_weights
 from explorer.nonideal import NonIdealities
 from explorer.readnoise import read_noise_for
 from explorer.settings.crossbar import CrossbarConfig
+from explorer.slicing import SlicedMapping, Slices, slice_weights, sliced_read_noise
 from explorer.swap import swap_modules
 from explorer.tiles import TiledConv2d, TiledLayer, TiledLinear
 
@@ -100,6 +101,9 @@ class _Programmed:
         physical columns (weight units)."""
         m = self.mapping
         self.set_weight(m.to_weight(g_pos, g_neg))  # type: ignore[attr-defined]
+        if isinstance(m, SlicedMapping):
+            shifts = tuple(float(v) for v in m.shifts(g_pos).reshape(-1).tolist())
+            self.slices = Slices(m.slice_values(g_pos, g_neg), shifts)
         if self.settings.adc_input == "per_column":  # type: ignore[attr-defined]
             scale = float(m.w_scale)
             if m.neg_is_reference:
@@ -117,6 +121,10 @@ class _Programmed:
         ``generator`` (one per trial, on the weights' device)."""
         m, ni = self.mapping, self.nonideal
         self.read_generator = generator
+        if isinstance(m, SlicedMapping):
+            self.read_noise = sliced_read_noise(  # type: ignore[attr-defined]
+                m, ni.read_sigma, ni.out_noise, self.g_pos, self.g_neg, generator)
+            return
         self.read_noise = read_noise_for(  # type: ignore[attr-defined]
             ni.read_sigma, ni.out_noise, float(m.w_scale), self.g_pos,
             None if m.neg_is_reference else self.g_neg,
@@ -129,7 +137,7 @@ class _Programmed:
         if cfg.adc_bits is None or not any(sigmas):
             return
         out = self.out_features  # type: ignore[attr-defined]
-        converted = out
+        converted = out * cfg.weight_slices
         if cfg.adc_input == "per_column":
             converted += out if not self.mapping.neg_is_reference else \
                 -(-out // cfg.tile_cols)
@@ -288,10 +296,16 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     def analog_layer(name: str, child: nn.Module) -> AnalogLayer:
         codebook = books.get(name)
         weight: Tensor = child.weight  # type: ignore[assignment]
-        mapped = map_weights(weight.detach(), cfg.device, method=cfg.mapping,
-                             scheme=cfg.scheme, scale=cfg.scale,
-                             codebook=None if codebook is None else codebook.to(weight.device),
-                             snap=cfg.snap_codebook and cfg.mapping == "generalized")
+        if cfg.weight_slices > 1:
+            mapped: MappingResult = slice_weights(
+                weight, cfg.device, cfg.weight_slices, cfg.bits_per_cell, cfg.weight_bits,
+                method=cfg.mapping, scheme=cfg.scheme)
+        else:
+            mapped = map_weights(weight.detach(), cfg.device, method=cfg.mapping,
+                                 scheme=cfg.scheme, scale=cfg.scale,
+                                 codebook=None if codebook is None else
+                                 codebook.to(weight.device),
+                                 snap=cfg.snap_codebook and cfg.mapping == "generalized")
         kind = next(kind for base, kind in _ANALOG_KINDS.items() if isinstance(child, base))
         layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)  # type: ignore[arg-type]
         layer._attach(mapped, nonideal, cfg.device)

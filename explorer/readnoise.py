@@ -51,6 +51,7 @@ class ReadNoise:
     out_sigma: float
     generator: torch.Generator
     cache: dict[Any, Tensor] = field(default_factory=dict, repr=False)
+    slice_variance: Tensor | None = None  # bit slicing: per slice column, stacked [k·O, …]
 
     @property
     def active(self) -> bool:
@@ -132,6 +133,8 @@ def summed_noise(layer: Any, codes: Tensor, noise: ReadNoise) -> Tensor:
     shared = s.cells_per_weight == 1  # offset scheme: one reference column per column tile
     per_column = s.adc_input == "per_column"
     conversions = _conversions_per_output(layer) * layer.plan.count
+    if layer.slices is not None:  # each slice converted, weighted by its shift²
+        conversions *= sum(shift ** 2 for shift in layer.slices.shifts)
     out_var = conversions * (noise.out_sigma * layer.full_scale) ** 2
     own_out = out_var * (2 if per_column and not shared else 1)
     shared_out = out_var if per_column and shared else 0.0

@@ -66,6 +66,7 @@ class TileSettings:
     bit_serial: bool = False
     cells_per_weight: int = 1
     adc_input: str = "differential"
+    weight_slices: int = 1
 
     def __post_init__(self) -> None:
         _check_int("tile_rows", self.tile_rows, 1, None)
@@ -255,6 +256,7 @@ class TiledLayer(nn.Module):
         self.read_noise: Any = None  # explorer.readnoise.ReadNoise: per-read noise, or None
         self.columns: Any = None  # explorer.converters.Columns: per_column ADC input
         self.adc_errors: Any = None  # explorer.converters.AdcErrors: this trial's converters
+        self.slices: Any = None  # explorer.slicing.Slices: bit-sliced columns, or None
         self._cache: dict[str, Any] = {}
 
     # -- weights and ranges ------------------------------------------------------------
@@ -373,7 +375,8 @@ class TiledLayer(nn.Module):
         self.dac_range.fill_(float(x.abs().max()) if x.numel() else 0.0)
         self.positions = self._positions(x)
         self._cache.clear()
-        self.full_scale = self._full_scale(self.weight)
+        self.full_scale = self._full_scale(
+            self.weight if self.slices is None else self.slices.stacked)
         out = self._run(x, self.weight, calibrate=True)
         self.calibrated = True
         return out
@@ -418,6 +421,8 @@ class TiledLayer(nn.Module):
             return out
         if s.adc_input == "per_column":
             return converters.per_column_run(self, x, calibrate, noise)
+        if self.slices is not None:
+            return converters.sliced_run(self, x, calibrate, noise)
         if calibrate:
             sums, coeffs = self._sums(x, weight, cached=False)
             self.adc_range.fill_(self._calibrated_adc_range(sums, weight))
@@ -548,10 +553,10 @@ class TiledLayer(nn.Module):
         vectors applied per image (positions × planes).
         """
         s = self.settings
-        columns = self.out_features * s.cells_per_weight
+        columns = self.out_features * s.cells_per_weight * s.weight_slices
         col_tiles = math.ceil(columns / s.tile_cols)
         planes = self.planes
-        converted = self.out_features  # differential ADC input: one per weight column
+        converted = self.out_features * s.weight_slices  # differential: one per weight column
         if s.adc_input == "per_column":  # every G+ column, and G− or one reference per tile
             converted += self.out_features if s.cells_per_weight == 2 else \
                 math.ceil(self.out_features / s.tile_cols)
