@@ -36,9 +36,11 @@ class NonIdealities(NoiseSettings, _SelfValidating):
 
     @property
     def is_ideal(self) -> bool:
-        """True when no variation, read noise or fault is set."""
-        return not (self.prog_sigma or self.read_sigma or self.stuck_at_gmin
-                    or self.stuck_at_gmax)
+        """True when no programming error, spread, read noise or fault is set (the c2c,
+        write-verify and measured models count as set: their σ lives on the device)."""
+        programming = self.prog_sigma if self.prog_model == "gaussian" else True
+        return not (programming or self.read_sigma or self.stuck_at_gmin
+                    or self.stuck_at_gmax or self.spread)
 
     @property
     def spread(self) -> bool:
