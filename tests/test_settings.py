@@ -137,6 +137,18 @@ def any_settings(draw: st.DrawFn) -> Settings:
                              nonlinearity=draw(st.floats(-6.0, 6.0)))
     values = {name: draw(_knob_value(part.param[name]))
               for part in CROSSBAR_PARTS for name in part.knobs()}
+    # knobs whose valid combinations random draws rarely hit (issue 14): bit slicing needs a
+    # differential pair, level mapping, 2^bits levels and k·bits >= weight bits; 'measured'
+    # programming needs a device with measured per-level σ
+    if values["weight_slices"] > 1 and draw(st.booleans()):
+        bits = min(values["bits_per_cell"], max(1, device.levels.bit_length() - 1))
+        values.update(scheme="differential", mapping="min_error", adc_input="differential",
+                      bits_per_cell=bits,
+                      weight_bits=min(values["weight_bits"], values["weight_slices"] * bits))
+    elif values["weight_slices"] > 1:
+        values["weight_slices"] = 1
+    if values["prog_model"] == "measured":
+        values["prog_model"] = "gaussian"
     work = {name: draw(_knob_value(WorkloadSettings.param[name]))
             for name in WorkloadSettings.knobs() if name != "data"}
     try:
