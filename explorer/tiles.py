@@ -229,8 +229,10 @@ class TiledLayer(nn.Module):
 
     ``weight`` (buffer) is the effective analog weight in weight units; install a new
     one with :meth:`set_weight`. Ranges come from :meth:`calibrate` (or a forward pass
-    with ``calibrating = True``). Subclasses override :meth:`forward_weight` to inject
-    per-read noise.
+    with ``calibrating = True``). Per-read noise (``read_noise``,
+    :mod:`explorer.readnoise`) is added to every chunk's partial sums before the ADC;
+    ``columns`` (per-column ADC input) and ``slices`` (bit slicing) hand the conversion
+    to :mod:`explorer.converters`.
     """
 
     weight: Tensor
@@ -270,7 +272,8 @@ class TiledLayer(nn.Module):
         self._cache.clear()
 
     def forward_weight(self) -> Tensor:
-        """The weight used by one forward pass (override to add read noise)."""
+        """The weight used by one forward pass (the programmed weight; read noise is drawn
+        per read on the partial sums, not on the weight)."""
         return self.weight
 
     @property
