@@ -26,6 +26,10 @@ realised ``w_scale · (G⁺ − G⁻)``) and computes what a tiled crossbar read
   calibration batch, its ``percentile``, or ``fixed``: a fraction of the full-scale sum
   (all used rows of the largest chunk at full input and full weight).
   ``adc_bits = None`` is an ideal converter; chunking is then exact and skipped.
+* Per-read noise (:mod:`explorer.readnoise`): a fresh draw for every partial sum before
+  the ADC (with an ideal ADC, summed over chunks and planes in closed form).
+  ``adc_input = "per_column"`` and bit slicing convert several physical columns per
+  weight (:mod:`explorer.converters`).
 * Partial sums are accumulated digitally (shift-add over bit-planes), bias added.
 
 Columns are independent, so column tiles (``tile_cols``) only change the counters.
