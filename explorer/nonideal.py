@@ -216,3 +216,25 @@ def _write_verify(g: torch.Tensor, target: torch.Tensor, g_lo: torch.Tensor,
         g = torch.where(off, fixed, g)
         extra += off.to(g.dtype)
     return g, extra
+
+
+def describe_programming(ni: NoiseSettings, device: DeviceModel) -> str:
+    """One line saying which programming error is drawn, and whether the device's
+    cycle-to-cycle σ is used (a preset's σ_c2c is drawn only by the c2c and write-verify
+    models)."""
+    model = ni.prog_model
+    if model == "gaussian":
+        text = (f"programming: gaussian σ {100 * ni.prog_sigma:g} % ({ni.prog_sigma_mode})"
+                if ni.prog_sigma else "programming: exact (prog_sigma 0)")
+        if device.c2c_sigma:
+            text += (f"; the device's cycle-to-cycle σ {100 * device.c2c_sigma:g} % is not "
+                     "drawn (prog_model c2c or write_verify draws it)")
+        return text
+    if model == "c2c":
+        return (f"programming: c2c open loop, σ {100 * device.c2c_sigma:g} % of the range per "
+                "pulse × √pulses")
+    if model == "write_verify":
+        return (f"programming: write-verify, σ {100 * device.c2c_sigma:g} % per pulse, "
+                f"tolerance {100 * ni.wv_tolerance:g} % of the range, at most "
+                f"{ni.wv_max_pulses} corrections")
+    return "programming: measured σ per level"

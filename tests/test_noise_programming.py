@@ -103,3 +103,13 @@ def test_a_preset_brings_its_cycle_to_cycle_sigma_with_prog_model_c2c():
     assert torch.equal(layer_exact.g_pos, layer_exact.mapping.g_pos.float())
     assert not torch.equal(layer_c2c.g_pos, layer_c2c.mapping.g_pos.float())
     assert c2c.counters()["total"]["program_pulses"] == int(layer_c2c.mapping.indices.sum())
+
+
+def test_evaluate_says_whether_the_presets_sigma_is_drawn(cli, capsys):
+    code, out, _ = cli(capsys, "evaluate", "--limit", "20", "--preset", "AlOx/HfO2",
+                       "--levels", "16")
+    assert code == 0
+    assert "cycle-to-cycle σ 5 % is not drawn" in out
+    code, out, _ = cli(capsys, "evaluate", "--limit", "20", "--preset", "AlOx/HfO2",
+                       "--levels", "16", "--prog-model", "c2c")
+    assert code == 0 and "programming: c2c open loop, σ 5 %" in out

@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
           f"float {100 * result.float_accuracy:.2f} %")
     if report is not None:
         print(describe_checkpoint(report))
+    from explorer.nonideal import describe_programming
+
+    print(describe_programming(settings.crossbar, settings.crossbar.device))
     total = result.counters["total"]
     print(f"tiles {total['tiles']}, cells {total['cells']:,}, ADC conversions/image "
           f"{total['adc_conversions']:,}, DAC cycles/image {total['dac_cycles']:,}; "
