@@ -133,7 +133,8 @@ def per_column_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | No
     if not calibrate:
         key = ("grouped", dac, step, n_planes)
         if key not in columns.cache:
-            columns.cache.clear()
+            for old in [k for k in columns.cache if k[0] == "grouped"]:
+                del columns.cache[old]
             columns.cache[key] = layer._grouped(columns.stacked(layer) * (dac / step), n_planes)
         sums = layer._psums(planes, columns.cache[key], n_planes)
         sums = sums.view(sums.shape[0], n_planes, layer.plan.count, -1)
@@ -146,11 +147,42 @@ def per_column_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | No
         errors.apply_(sums, bits, unsigned=True)
     else:
         sums.round_().clamp_(0.0, float(unsigned_top(bits)))
+    combine = _combine_matrix(layer, columns, coeffs, sums)
+    if combine is not None:  # subtraction, shift-add and chunk sum in one product
+        flat = sums.view(sums.shape[0], -1)
+        out = torch.addmm(layer.bias, flat, combine, alpha=step) if layer.bias is not None \
+            else torch.mm(flat, combine).mul_(step)
+        return layer._unrows(out, x.shape[0], x)
     pos, other = sums[..., :out_features], sums[..., out_features:]
     if columns.neg is None:
         other = expand_shared(other, out_features, s.tile_cols)
     digital = pos - other
     return layer._unrows(layer._accumulate(digital, coeffs, step), x.shape[0], x)
+
+
+_COMBINE_LIMIT = 1 << 22  # entries of the combination matrix (16 MB in float32)
+
+
+def _combine_matrix(layer: Any, columns: Columns, coeffs: Tensor, sums: Tensor
+                    ) -> Tensor | None:
+    """``[P·n·C, O]``: output o = Σ_p c_p Σ_n (code of its G⁺ column − code of its G⁻ or
+    reference column), as one matrix (cached per layer); None when it would be large."""
+    rows, n_planes, chunks, converted = sums.shape
+    out_features = layer.out_features
+    if n_planes * chunks * converted * out_features > _COMBINE_LIMIT:
+        return None
+    key = ("combine", tuple(coeffs.tolist()), chunks, converted, sums.device, sums.dtype)
+    if key not in columns.cache:
+        one = torch.zeros(converted, out_features, dtype=sums.dtype, device=sums.device)
+        index = torch.arange(out_features, device=sums.device)
+        one[index, index] = 1.0
+        other = out_features + (index if columns.neg is not None
+                                else index // layer.settings.tile_cols)
+        one[other, index] = -1.0
+        matrix = coeffs.to(sums.dtype).view(-1, 1, 1, 1) * one.expand(
+            n_planes, chunks, converted, out_features)
+        columns.cache[key] = matrix.reshape(-1, out_features).contiguous()
+    return columns.cache[key]
 
 
 def _step(layer: Any, bits: int) -> float:
