@@ -167,7 +167,7 @@ def _combine_matrix(layer: Any, columns: Columns, coeffs: Tensor, sums: Tensor
                     ) -> Tensor | None:
     """``[P·n·C, O]``: output o = Σ_p c_p Σ_n (code of its G⁺ column − code of its G⁻ or
     reference column), as one matrix (cached per layer); None when it would be large."""
-    rows, n_planes, chunks, converted = sums.shape
+    _, n_planes, chunks, converted = sums.shape
     out_features = layer.out_features
     if n_planes * chunks * converted * out_features > _COMBINE_LIMIT:
         return None
