@@ -2,7 +2,8 @@
 
 :class:`CrossbarConfig` (declared in :mod:`explorer.settings`, re-exported here) holds
 the hardware: device, mapping, tiles, converters and non-idealities. :func:`to_crossbar`
-deep-copies a model and replaces every Conv2d and Linear by an analog layer:
+deep-copies a model and replaces every Conv1d, Conv2d and Linear called as a layer
+(:mod:`explorer.coverage`; the rest stays digital) by an analog layer:
 
 1. the weights are mapped to conductances (:func:`explorer.mapping.map_weights`);
 2. the DAC and ADC ranges are calibrated per layer on a calibration batch, with the
@@ -22,6 +23,7 @@ column per tile, trimmed once) but read with read noise like every other column.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from explorer.converters import AdcErrors, Columns
+from explorer.coverage import analog_children
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import MappingResult, map_weights
@@ -37,7 +40,7 @@ from explorer.readnoise import read_noise_for
 from explorer.settings.crossbar import CrossbarConfig
 from explorer.slicing import SlicedMapping, Slices, slice_weights, sliced_read_noise
 from explorer.swap import swap_modules
-from explorer.tiles import TiledConv2d, TiledLayer, TiledLinear
+from explorer.tiles import TiledConv1d, TiledConv2d, TiledLayer, TiledLinear
 
 
 def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
@@ -101,15 +104,19 @@ class _Programmed:
         physical columns (weight units)."""
         m = self.mapping
         self.set_weight(m.to_weight(g_pos, g_neg))  # type: ignore[attr-defined]
+        shape = self.weight.shape  # type: ignore[attr-defined]  # Conv1d: [out, in, 1, k]
         if isinstance(m, SlicedMapping):
             shifts = tuple(float(v) for v in m.shifts(g_pos).reshape(-1).tolist())
-            self.slices = Slices(m.slice_values(g_pos, g_neg), shifts)
+            values = m.slice_values(g_pos, g_neg).reshape(len(shifts), *shape)
+            self.slices = Slices(values, shifts)
         if self.settings.adc_input == "per_column":  # type: ignore[attr-defined]
             scale = float(m.w_scale)
             if m.neg_is_reference:
-                self.columns = Columns(scale * g_pos, None, scale * float(g_neg.reshape(-1)[0]))
+                self.columns = Columns(scale * g_pos.reshape(shape), None,
+                                       scale * float(g_neg.reshape(-1)[0]))
             else:
-                self.columns = Columns(scale * g_pos, scale * g_neg, None)
+                self.columns = Columns(scale * g_pos.reshape(shape),
+                                       scale * g_neg.reshape(shape), None)
 
     def install_nominal(self) -> None:
         """Install the noise-free mapped conductances (for calibration)."""
@@ -121,14 +128,22 @@ class _Programmed:
         ``generator`` (one per trial, on the weights' device)."""
         m, ni = self.mapping, self.nonideal
         self.read_generator = generator
+        shape = self.weight.shape  # type: ignore[attr-defined]  # Conv1d: [out, in, 1, k]
         if isinstance(m, SlicedMapping):
+            k = m.slices
             self.read_noise = sliced_read_noise(  # type: ignore[attr-defined]
-                m, ni.read_sigma, ni.out_noise, self.g_pos, self.g_neg, generator)
+                m, ni.read_sigma, ni.out_noise, self.g_pos.reshape(k, *shape),
+                self.g_neg.reshape(k, *shape), generator)
             return
+        g_pos, g_neg = self.g_pos.reshape(shape), self.g_neg.reshape(shape)
+        reference = float(g_neg.reshape(-1)[0]) if m.neg_is_reference else None
+        if m.neg_is_reference and getattr(self, "groups", 1) > 1:
+            # grouped convolution: the reference read is drawn per column, not shared
+            # per column tile (docs/physics.md §3)
+            g_neg, reference = torch.full_like(g_pos, reference), None
         self.read_noise = read_noise_for(  # type: ignore[attr-defined]
-            ni.read_sigma, ni.out_noise, float(m.w_scale), self.g_pos,
-            None if m.neg_is_reference else self.g_neg,
-            float(self.g_neg.reshape(-1)[0]) if m.neg_is_reference else None, generator)
+            ni.read_sigma, ni.out_noise, float(m.w_scale), g_pos,
+            None if reference is not None else g_neg, reference, generator)
 
     def draw_converters(self, generator: torch.Generator, cfg: CrossbarConfig) -> None:
         """This trial's ADC offset, gain and INL per converter (none when all σ are 0)."""
@@ -167,20 +182,25 @@ class AnalogConv2d(_Programmed, TiledConv2d):
     """A Conv2d whose weights live in programmed ReRAM cells on tiles."""
 
 
+class AnalogConv1d(_Programmed, TiledConv1d):
+    """A Conv1d whose weights live in programmed ReRAM cells on tiles."""
+
+
 class AnalogLinear(_Programmed, TiledLinear):
     """A Linear whose weights live in programmed ReRAM cells on tiles."""
 
 
-AnalogLayer = AnalogConv2d | AnalogLinear
+AnalogLayer = AnalogConv1d | AnalogConv2d | AnalogLinear
 
-_ANALOG_KINDS: dict[type[nn.Module], type[AnalogConv2d] | type[AnalogLinear]] = {
-    nn.Conv2d: AnalogConv2d, nn.Linear: AnalogLinear}
+_ANALOG_KINDS: dict[type[nn.Module], type[AnalogLayer]] = {
+    nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d, nn.Linear: AnalogLinear}
 """The layer types :func:`to_crossbar` puts on crossbars and the analog layer each becomes
-(the first type a layer is an instance of); every other module stays digital."""
+(the first type a layer is an instance of), when :mod:`explorer.coverage` finds it called
+as a layer; every other module stays digital."""
 
 
 class CrossbarModel(nn.Module):
-    """A network with its Conv2d/Linear layers on crossbars; ``forward`` as the original.
+    """A network with its Conv1d/Conv2d/Linear layers on crossbars; ``forward`` as the original.
 
     ``network`` is the converted deep copy; :meth:`reprogram` starts a new Monte-Carlo
     trial; :meth:`counters` gives the hardware counts per layer.
@@ -260,13 +280,15 @@ class CrossbarModel(nn.Module):
         layers = {name: layer.counters() for name, layer in self.analog_layers()}
         for name, layer in self.analog_layers():
             layers[name]["program_pulses"] = layer.program_pulses
-        keys = ("tiles", "cells", "adc_conversions", "dac_cycles", "program_pulses")
+        keys = ("tiles", "cells", "adc_conversions", "dac_cycles", "row_activations",
+                "shift_adds", "program_pulses")
         total = {key: int(sum(c[key] for c in layers.values())) for key in keys}
         return {"layers": layers, "total": total}
 
 
 def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | None = None,
-                trial: int = 0, codebooks: dict[str, Tensor] | None = None) -> CrossbarModel:
+                trial: int = 0, codebooks: dict[str, Tensor] | None = None,
+                only: Collection[str] | None = None) -> CrossbarModel:
     """The crossbar counterpart of ``model`` (which is left unchanged), in eval mode.
 
     ``calibration``: float images [N, C, H, W] (a few hundred) for the DAC/ADC ranges;
@@ -274,7 +296,9 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     ``trial``: the Monte-Carlo trial programmed first (see :meth:`CrossbarModel.reprogram`).
     ``codebooks``: per layer name, the weight values a ``generalized`` mapping writes
     instead of its own Lloyd-Max codebook (e.g. learned by ``gq``; used only when
-    ``cfg.mapping`` is ``generalized``).
+    ``cfg.mapping`` is ``generalized``). ``only``: the names of the layers put on crossbars
+    (default: every layer :func:`explorer.coverage.analog_children` finds); the others
+    stay digital (float), e.g. for one layer's sensitivity.
     """
     if not isinstance(cfg, CrossbarConfig):
         raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
@@ -293,9 +317,19 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
     books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
 
-    def analog_layer(name: str, child: nn.Module) -> AnalogLayer:
+    candidates = analog_children(network)  # called as layers (not read by their parent)
+    selected = {id(child) for *_, child in candidates}
+
+    def analog_layer(name: str, child: nn.Module) -> AnalogLayer | None:
+        if only is not None and name not in only:
+            return None
         codebook = books.get(name)
         weight: Tensor = child.weight  # type: ignore[assignment]
+        if getattr(child, "groups", 1) > 1 and (cfg.weight_slices > 1 or
+                                                cfg.adc_input == "per_column"):
+            raise InputError(f"{name}: a grouped convolution (groups={child.groups}) with "
+                             "adc_input='per_column' or weight_slices > 1 is not modelled; "
+                             "use adc_input='differential' and weight_slices=1")
         if cfg.weight_slices > 1:
             mapped: MappingResult = slice_weights(
                 weight, cfg.device, cfg.weight_slices, cfg.bits_per_cell, cfg.weight_bits,
@@ -311,7 +345,12 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
         layer._attach(mapped, nonideal, cfg.device)
         return layer
 
-    layers: dict[str, AnalogLayer] = swap_modules(network, tuple(_ANALOG_KINDS), analog_layer)
+    layers: dict[str, AnalogLayer] = swap_modules(
+        network, lambda module: id(module) in selected, analog_layer)
+    if only is not None and set(only) - set(layers):
+        unknown = sorted(set(only) - set(layers))
+        raise InputError(f"only: {unknown} are not crossbar layers of this network; "
+                         f"layers: {[name for name, *_ in candidates]}")
     analog = CrossbarModel(network, cfg, layers).eval()
     if calibration is not None:
         calibrate(analog, calibration)
@@ -344,5 +383,5 @@ def calibrate(analog: CrossbarModel, images: Tensor) -> None:
     analog.reprogram(analog.trial, analog.seed)
 
 
-__all__ = ["AnalogConv2d", "AnalogLinear", "CrossbarConfig", "CrossbarModel", "TiledLayer",
-           "calibrate", "to_crossbar", "trial_seed"]
+__all__ = ["AnalogConv1d", "AnalogConv2d", "AnalogLinear", "CrossbarConfig", "CrossbarModel",
+           "TiledLayer", "calibrate", "to_crossbar", "trial_seed"]

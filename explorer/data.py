@@ -52,6 +52,11 @@ DATASETS: dict[str, str] = {
     "idx:DIR": "a local folder DIR of MNIST-format IDX files (train-images-idx3-ubyte, "
                "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; "
                "gzipped or not)",
+    "imagefolder:DIR": "a folder of images, one sub-folder per class (torchvision "
+                       "ImageFolder); DIR/train and DIR/test (or val) as splits, else one "
+                       "split divided by --split-fraction",
+    "npz:FILE": "a NumPy .npz file: x float [N, C, H, W] or uint8 [N, H, W] / [N, H, W, C], "
+                "y integer labels [N]; one split, divided by --split-fraction",
 }
 
 EMBEDDED_FILE = "mnist_embedded.npz"
@@ -132,12 +137,17 @@ class ImageDataset(Dataset):
 
 
 def load_dataset(name: str, split: str = "test", limit: int | None = None,
-                 download: bool = True, root: str | Path | None = None) -> ImageDataset:
+                 download: bool = True, root: str | Path | None = None,
+                 split_fraction: float | None = None,
+                 input_size: int | None = None) -> ImageDataset:
     """Load ``split`` ("train" | "test") of dataset ``name`` (see :data:`DATASETS`).
 
     ``limit``: keep only the first ``limit`` samples (1 .. size of the split).
     ``download``: let torchvision fetch a missing ``mnist``/``fashion-mnist``/``cifar10``.
     ``root``: data folder for downloads (default :func:`explorer.paths.data_dir`).
+    ``split_fraction``: divides a one-split ``npz:``/``imagefolder:`` source;
+    ``input_size``: ``imagefolder:`` images are resized to it as read
+    (:mod:`explorer.data_files`).
     Raises :class:`InputError` for bad arguments or malformed files and
     :class:`DatasetMissingError` (saying what to download and where) for missing data.
     """
@@ -159,6 +169,14 @@ def load_dataset(name: str, split: str = "test", limit: int | None = None,
         dataset = _load_cifar10(split, folder, download, hint)
     elif name.startswith("idx:"):
         dataset = _load_idx_folder(name, split)
+    elif name.startswith("npz:"):
+        from explorer.data_files import load_npz
+
+        dataset = load_npz(name, split, split_fraction)
+    elif name.startswith("imagefolder:"):
+        from explorer.data_files import load_image_folder
+
+        dataset = load_image_folder(name, split, split_fraction, input_size)
     else:
         raise InputError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if limit is not None:

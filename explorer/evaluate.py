@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from explorer.cost import estimate
+from explorer.coverage import layer_inventory
 from explorer.crossbar import CrossbarConfig, CrossbarModel, to_crossbar
 from explorer.errors import InputError
 from explorer.jobs import JobCancelled
@@ -65,6 +67,15 @@ class EvaluationResult:
     """Where the DAC/ADC calibration images came from (e.g. ``mnist-embedded train[:256]``)."""
     workload: dict[str, Any] = field(default_factory=dict)
     """Network, dataset and image count, when evaluated from settings."""
+    analog_layers: list[dict[str, Any]] = field(default_factory=list)
+    """The layers on crossbars (:func:`explorer.coverage.layer_inventory`)."""
+    digital_layers: list[dict[str, Any]] = field(default_factory=list)
+    """The layers holding parameters that stay digital, with reasons."""
+    analog_weight_fraction: float = 0.0
+    """Weights in crossbar cells ÷ all parameters of the network."""
+    cost: dict[str, Any] = field(default_factory=dict)
+    """Energy, latency and area per image (:meth:`explorer.cost.CostReport.to_dict`), with
+    the array energy from the calibration images' layer inputs."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data."""
@@ -220,7 +231,9 @@ def evaluate(model: nn.Module, dataset: Any, cfg: CrossbarConfig, trials: int = 
     mean = sum(accuracies) / trials
     std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (trials - 1)) if trials > 1 else 0.0
     return EvaluationResult(
+        **layer_inventory(model),
         accuracies=accuracies, accuracy_mean=mean, accuracy_std=std,
         float_accuracy=float_correct / len(images), trials=trials, images=len(images),
         counters=analog.counters(), seconds=time.perf_counter() - start,
-        setup_seconds=setup_seconds, config=cfg.summary(), calibration=calibration_source)
+        setup_seconds=setup_seconds, config=cfg.summary(), calibration=calibration_source,
+        cost=estimate(analog, cfg).to_dict())

@@ -478,7 +478,8 @@ def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
 def map_model(model: nn.Module, device: DeviceModel, method: str = "min_error",
               scheme: str = "offset", scale: str = "max",
               clip: float | None = None) -> dict[str, MappingResult]:
-    """:func:`map_weights` for every Conv2d/Linear weight of ``model``, by layer name."""
+    """:func:`map_weights` for every crossbar layer's weight of ``model`` (Conv1d, Conv2d,
+    Linear: :func:`explorer.models.analog_layers`), by layer name."""
     from explorer.models import analog_layers
 
     return {name: map_weights(module.weight, device, method=method, scheme=scheme,

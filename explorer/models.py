@@ -262,6 +262,10 @@ def read_named_checkpoint(name: str) -> tuple[dict, Path]:
 def network_from_checkpoint(ckpt: dict, path: str | Path) -> nn.Module:
     """The network of a checkpoint read from ``path`` (its ``state_dict``), eval mode, CPU."""
     arch = ckpt.get("architecture")
+    if arch is None and isinstance(ckpt.get("model"), str):
+        raise InputError(
+            f"model: checkpoint {str(path)!r} was trained from {ckpt['model']}; evaluate it "
+            f"with --model {ckpt['model']} --weights {path}")
     if arch is None:
         raise InputError(
             f"model: checkpoint {str(path)!r} does not say its architecture; "
@@ -293,5 +297,50 @@ def _resolve_checkpoint(name: str) -> tuple[str | None, Path]:
 
 
 def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The (name, module) pairs a crossbar holds: every Conv2d and Linear, in order."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    """The (name, module) pairs a crossbar holds: every Conv1d, Conv2d and Linear called as
+    a layer (:func:`explorer.coverage.analog_children`), in order."""
+    from explorer.coverage import analog_children
+
+    return [(name, child) for name, _, _, child in analog_children(model)]
+
+
+def load_network(name: str, weights: str = "", allow_code: bool = False
+                 ) -> tuple[nn.Module, dict]:
+    """The network ``name`` gives, eval mode, CPU, and its checkpoint (:func:`model_checkpoint`):
+    a pretrained name, a checkpoint path, ``ARCH:PATH``, ``FILE.py:FUNCTION`` (runs user
+    code: only with ``allow_code``) or a ``torch.export`` file ``FILE.pt2``
+    (:mod:`explorer.user_models`). ``weights``: a state dict file loaded on top."""
+    from explorer.user_models import (
+        is_code_model,
+        is_exported_model,
+        load_code_model,
+        load_exported_model,
+        load_weights,
+    )
+
+    ckpt = None
+    if is_code_model(name):
+        model = load_code_model(name, allow_code=allow_code)
+    elif is_exported_model(name):
+        model = load_exported_model(name)
+    else:
+        ckpt, path = read_named_checkpoint(name)
+        model = network_from_checkpoint(ckpt, path)
+    if weights:
+        load_weights(model, weights)
+    return model.eval(), model_checkpoint(name, weights) if ckpt is None else ckpt
+
+
+def model_checkpoint(name: str, weights: str = "") -> dict:
+    """The checkpoint behind a model: a named checkpoint's; for a network the user brings,
+    its ``--weights`` file when that is a checkpoint of ``explorer train`` (it records the
+    crossbar trained for), else ``{}``."""
+    from explorer.user_models import is_user_model, read_weights_file
+
+    if not is_user_model(name):
+        return read_named_checkpoint(name)[0]
+    if weights:
+        stored = read_weights_file(weights)
+        if isinstance(stored.get("state_dict"), dict) and "method" in stored:
+            return stored
+    return {}

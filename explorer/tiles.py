@@ -263,6 +263,7 @@ class TiledLayer(nn.Module):
         self.columns: Any = None  # explorer.converters.Columns: per_column ADC input
         self.adc_errors: Any = None  # explorer.converters.AdcErrors: this trial's converters
         self.slices: Any = None  # explorer.slicing.Slices: bit-sliced columns, or None
+        self.input_stats: dict[str, Tensor] = {}  # per word line, from calibration (cost)
         self._cache: dict[str, Any] = {}
 
     # -- weights and ranges ------------------------------------------------------------
@@ -279,6 +280,10 @@ class TiledLayer(nn.Module):
         """The weight used by one forward pass (the programmed weight; read noise is drawn
         per read on the partial sums, not on the weight)."""
         return self.weight
+
+    def _input_width(self) -> int:
+        """Inputs of the chunked product after padding (see :attr:`RowChunks.input_width`)."""
+        return self.plan.input_width
 
     @property
     def needs_ranges(self) -> bool:
@@ -316,7 +321,7 @@ class TiledLayer(nn.Module):
 
     def _padded_codes(self, rows: Tensor) -> Tensor:
         """DAC codes of the rows (inputs last), zero-padded to equal chunks in one pass."""
-        width = self.plan.input_width
+        width = self._input_width()
         if rows.shape[-1] == width:
             return self._codes(rows)
         padded = rows.new_empty((*rows.shape[:-1], width))
@@ -384,9 +389,43 @@ class TiledLayer(nn.Module):
         self._cache.clear()
         self.full_scale = self._full_scale(
             self.weight if self.slices is None else self.slices.stacked)
+        self.input_stats = self._input_stats(x)
         out = self._run(x, self.weight, calibrate=True)
         self.calibrated = True
         return out
+
+    def _input_stats(self, x: Tensor) -> dict[str, Tensor]:
+        """Per word line (im2col order), per image: Σ over reads of the applied input ``a``
+        (fraction of the full-scale read voltage: DAC code / max code, or one bit of a
+        bit-serial plane), of ``a²`` and of reads with ``a ≠ 0`` – for the data-dependent
+        array-read and driver energy (:mod:`explorer.cost`). Signed inputs: ``|a|`` (one of
+        the two passes carries it). Batch reductions first, so it costs a few passes over
+        ``x`` and one product of a single image."""
+        codes = self._codes(x).abs()
+        bits = self.settings.dac_bits
+        if self.settings.bit_serial:
+            ints = codes.to(torch.int64)
+            count = torch.zeros_like(ints)
+            for b in range(int(bits)):
+                count += (ints >> b) & 1
+            a = a2 = count.to(x.dtype)
+            nonzero = a
+        else:
+            full = float(dac_max_code(bits)) if bits is not None else \
+                (float(self.dac_range) or 1.0)
+            scale = 1.0 / max(1, x.shape[0])
+            stacked = torch.stack([codes.sum(0).mul_(scale / full),
+                                   codes.square_().sum(0).mul_(scale / full ** 2),
+                                   codes.count_nonzero(0).to(x.dtype).mul_(scale)])
+            return dict(zip(("act", "act_sq", "active"), self._row_sums(stacked), strict=True))
+        stacked = torch.stack([a.sum(0), a2.sum(0), nonzero.sum(0)]) / max(1, x.shape[0])
+        sums = self._row_sums(stacked)
+        return {"act": sums[0], "act_sq": sums[1], "active": sums[2]}
+
+    def _row_sums(self, per_input: Tensor) -> Tensor:
+        """``[S, rows]``: for each of ``S`` batch-reduced inputs, the sum over output
+        positions of the value on each word line (Linear: the input itself)."""
+        return per_input
 
     def partial_sums(self, x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Each chunk's column partial sums before the ADC, for inspection and tests.
@@ -556,8 +595,11 @@ class TiledLayer(nn.Module):
 
         ``tiles`` = row chunks × column tiles; ``cells`` = rows × columns × cells per
         weight; ``adc_conversions`` = chunks × columns × output positions × input
-        planes (per_column: G⁺ and G⁻ or reference columns each); ``dac_cycles`` = input
-        vectors applied per image (positions × planes).
+        planes (also by ADC bits; per_column: G⁺ and G⁻ or reference columns each; bit
+        slicing: every slice); ``dac_cycles`` = ``reads`` = input vectors applied per
+        image (positions × planes; all tiles read at once); ``row_activations`` = word
+        lines driven per image (rows × column tiles × reads); ``shift_adds`` = partial sums
+        shifted and added into an accumulator (one per conversion).
         """
         s = self.settings
         columns = self.out_features * s.cells_per_weight * s.weight_slices
@@ -567,6 +609,7 @@ class TiledLayer(nn.Module):
         if s.adc_input == "per_column":  # every G+ column, and G− or one reference per tile
             converted += self.out_features if s.cells_per_weight == 2 else \
                 math.ceil(self.out_features / s.tile_cols)
+        conversions = self.plan.count * converted * self.positions * planes
         return {
             "rows": self.plan.rows,
             "columns": columns,
@@ -578,8 +621,12 @@ class TiledLayer(nn.Module):
             "row_utilisation": sum(self.plan.sizes) / (self.plan.count * s.tile_rows),
             "planes": planes,
             "positions": self.positions,
-            "adc_conversions": self.plan.count * converted * self.positions * planes,
+            "adc_conversions": conversions,
+            "adc_conversions_by_bits": {str(s.adc_bits or "ideal"): conversions},
             "dac_cycles": self.positions * planes,
+            "reads": self.positions * planes,
+            "row_activations": self.plan.rows * col_tiles * self.positions * planes,
+            "shift_adds": conversions,
         }
 
     # -- geometry hooks (Conv2d / Linear) ----------------------------------------------
@@ -627,6 +674,15 @@ class TiledLinear(TiledLayer):
         w = layer.weight if weight is None else weight
         return cls(w, layer.bias, settings, plan, name)
 
+    def forward(self, x: Tensor) -> Tensor:
+        """As ``nn.Linear``: inputs ``[..., in_features]``; leading axes after the first
+        (e.g. sequence positions) count as output positions per image."""
+        if x.dim() == 2:
+            return super().forward(x)
+        y = super().forward(x.reshape(-1, x.shape[-1]))
+        self.positions = math.prod(x.shape[1:-1]) if x.dim() > 2 else 1
+        return y.view(*x.shape[:-1], y.shape[-1])
+
     def _shape_repr(self) -> list[str]:
         return [f"in={self.weight.shape[1]}", f"out={self.out_features}"]
 
@@ -663,35 +719,41 @@ class TiledLinear(TiledLayer):
 
 
 class TiledConv2d(TiledLayer):
-    """A Conv2d on crossbar tiles, kernel-unrolled: ``in·kh·kw`` rows, ``out`` columns."""
+    """A Conv2d on crossbar tiles, kernel-unrolled: ``in·kh·kw`` rows, ``out`` columns.
+
+    Grouped convolutions (``groups`` g > 1, depthwise included): each group is its own
+    matrix of ``in/g·kh·kw`` rows by ``out/g`` columns, split into row chunks as above
+    (``plan`` is one group's); an ADC reads each group's partial sums, never a sum over
+    groups. Groups are packed block-diagonally into tiles (:meth:`counters`).
+    """
 
     def __init__(self, weight: Tensor, bias: Tensor | None, settings: TileSettings,
                  plan: RowChunks, name: str = "", stride: tuple[int, int] = (1, 1),
                  padding: tuple[int, int] | str = (0, 0),
-                 dilation: tuple[int, int] = (1, 1)) -> None:
+                 dilation: tuple[int, int] = (1, 1), groups: int = 1) -> None:
         super().__init__(weight, bias, settings, plan, name)
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.groups = groups
 
     @classmethod
     def from_layer(cls, layer: nn.Conv2d, settings: TileSettings, weight: Tensor | None = None,
                    name: str = "") -> TiledConv2d:
         """Tiled counterpart of ``layer`` (with ``weight`` instead of its own, if given)."""
-        if layer.groups != 1:
-            raise InputError(f"{name or 'layer'}: grouped convolutions (groups={layer.groups}) "
-                             "are not supported on crossbars here")
         if layer.padding_mode != "zeros":
             raise InputError(f"{name or 'layer'}: padding_mode {layer.padding_mode!r} is not "
                              "supported (only 'zeros')")
         kh, kw = layer.kernel_size
-        plan = plan_rows(layer.in_channels, kh * kw, settings.tile_rows)
+        plan = plan_rows(layer.in_channels // layer.groups, kh * kw, settings.tile_rows)
         w = layer.weight if weight is None else weight
         return cls(w, layer.bias, settings, plan, name, tuple(layer.stride),
                    layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
-                   tuple(layer.dilation))
+                   tuple(layer.dilation), layer.groups)
 
     def _shape_repr(self) -> list[str]:
         out, channels, kh, kw = self.weight.shape
-        parts = [f"in={channels}", f"out={out}", f"kernel={kh} × {kw}"]
+        parts = [f"in={channels * self.groups}", f"out={out}", f"kernel={kh} × {kw}"]
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
         for key, value, default in (("stride", self.stride, (1, 1)),
                                     ("padding", self.padding, (0, 0)),
                                     ("dilation", self.dilation, (1, 1))):
@@ -707,29 +769,47 @@ class TiledConv2d(TiledLayer):
         return h_out * w_out
 
     def _full(self, x: Tensor, weight: Tensor, bias: bool = True) -> Tensor:
-        return self._conv(x, weight, self.bias if bias else None, 1)
+        return self._conv(x, weight, self.bias if bias else None, self.groups)
+
+    def _input_width(self) -> int:
+        return self.plan.input_width * self.groups
 
     def _grouped(self, weight: Tensor, n_planes: int = 1) -> Tensor:
-        plan = self.plan
+        """One conv group per (row chunk, conv group), chunk-major: outputs ``[n, O]``."""
+        plan, g = self.plan, self.groups
         out, channels, kh, kw = weight.shape
         if plan.kernel_splits > 1:
             masks = torch.tensor(plan.masks, dtype=weight.dtype, device=weight.device)
-            split = weight.reshape(out, channels, 1, kh * kw) * masks  # [O, C, s, kk]
-            grouped = split.permute(1, 2, 0, 3).reshape(-1, 1, kh, kw)  # [C·s·O, 1, kh, kw]
+            split = weight.reshape(g, out // g, channels, 1, kh * kw) * masks  # [g, o, c, s, kk]
+            grouped = split.permute(2, 3, 0, 1, 4).reshape(-1, 1, kh, kw)  # [c·s·O, 1, kh, kw]
         else:
             n, per = plan.count, plan.channels_per_chunk
             pad = n * per - channels
             if pad:
                 weight = F.pad(weight, (0, 0, 0, 0, 0, pad))
-            grouped = weight.reshape(out, n, per, kh, kw).transpose(0, 1).reshape(
-                n * out, per, kh, kw)
+            grouped = weight.reshape(g, out // g, n, per, kh, kw).permute(2, 0, 1, 3, 4, 5) \
+                .reshape(n * out, per, kh, kw)
         return channels_last(grouped.repeat(n_planes, 1, 1, 1))
 
     def _prepare(self, x: Tensor) -> Tensor:
-        plan = self.plan
+        """Inputs in the order of :meth:`_grouped`: chunk-major, then conv group (each
+        group's channels zero-padded to equal chunks)."""
+        plan, g = self.plan, self.groups
+        batch, _, height, width = x.shape
         if plan.kernel_splits > 1:
-            return channels_last(x.repeat_interleave(plan.kernel_splits, dim=1))
-        return channels_last(x)
+            x = x.repeat_interleave(plan.kernel_splits, dim=1)
+            if g > 1:
+                x = x.view(batch, g, -1, height, width).transpose(1, 2)
+                x = x.reshape(batch, -1, height, width)
+            return channels_last(x)
+        if g == 1:
+            return channels_last(x)
+        n, per = plan.count, plan.channels_per_chunk
+        x = x.view(batch, g, -1, height, width)
+        if n * per > x.shape[2]:
+            x = F.pad(x, (0, 0, 0, 0, 0, n * per - x.shape[2]))
+        x = x.reshape(batch, g, n, per, height, width).transpose(1, 2)
+        return channels_last(x.reshape(batch, n * g * per, height, width))
 
     def _memory_view(self, x: Tensor) -> Tensor:
         return x.permute(0, 2, 3, 1)  # contiguous for a channels_last tensor
@@ -739,17 +819,93 @@ class TiledConv2d(TiledLayer):
 
     def _psums(self, planes: Tensor, grouped: Tensor, n_planes: int) -> Tensor:
         groups = n_planes * self.plan.count
-        y = self._conv(planes, grouped, None, groups)  # [B, P·n·O, H', W'], channels_last
+        y = self._conv(planes, grouped, None, groups * self.groups)  # [B, P·n·O, H', W']
         return y.permute(0, 2, 3, 1).reshape(-1, groups, y.shape[1] // groups)  # [B·H'·W', P·n, O]
 
     def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
         h_out, w_out = self._out_hw(x)
         return out.view(batch, h_out, w_out, -1).permute(0, 3, 1, 2)
 
+    def _row_sums(self, per_input: Tensor) -> Tensor:
+        # one-hot kernels: output channel c·kk + k sums x[c] under kernel position k
+        channels, (kh, kw) = per_input.shape[1], self.weight.shape[2:]
+        eye = torch.eye(kh * kw, dtype=per_input.dtype, device=per_input.device)
+        kernel = eye.view(kh * kw, 1, kh, kw).repeat(channels, 1, 1, 1)
+        out = self._conv(per_input.contiguous(), kernel, None, channels)
+        return out.sum((2, 3))
+
     def _out_hw(self, x: Tensor) -> tuple[int, int]:
         key = ("hw", tuple(x.shape[2:]))
         if key not in self._cache:
             probe = torch.zeros((1, x.shape[1], *x.shape[2:]), device="meta")
-            y = self._conv(probe, self.weight.to("meta"), None, 1)
+            y = self._conv(probe, self.weight.to("meta"), None, self.groups)
             self._cache[key] = (int(y.shape[2]), int(y.shape[3]))
         return self._cache[key]
+
+    def counters(self) -> dict[str, Any]:
+        """As :meth:`TiledLayer.counters`; a grouped convolution's groups are packed
+        block-diagonally: as many groups share a tile as fit its rows and columns
+        (``groups_per_tile``). ``rows`` are all groups' word lines, ``cells`` the
+        programmed cells (each group's rows × its columns), ``column_tiles`` the column
+        tiles one word line spans (its group's), ``tiles`` the physical tiles."""
+        out = super().counters()
+        g = self.groups
+        if g == 1:
+            return out
+        s = self.settings
+        group_cols = (self.out_features // g) * s.cells_per_weight
+        col_tiles = math.ceil(group_cols / s.tile_cols)
+        per_tile = max(1, min(s.tile_rows // max(self.plan.sizes),
+                              s.tile_cols // group_cols)) if col_tiles == 1 else 1
+        tiles = self.plan.count * math.ceil(g / per_tile) * col_tiles
+        rows = self.plan.rows * g
+        out.update(rows=rows, groups=g, groups_per_tile=per_tile, column_tiles=col_tiles,
+                   tiles=tiles, cells=self.plan.rows * out["columns"],
+                   row_utilisation=g * sum(self.plan.sizes) / (tiles * s.tile_rows),
+                   row_activations=rows * col_tiles * out["reads"])
+        return out
+
+
+class TiledConv1d(TiledConv2d):
+    """A Conv1d on crossbar tiles: a Conv2d of kernel height 1 on ``[B, C, 1, L]`` inputs.
+
+    ``weight`` is held as ``[out, in/groups, 1, k]``; weights of the Conv1d's shape
+    ``[out, in/groups, k]`` are accepted wherever a weight is installed or passed.
+    """
+
+    @classmethod
+    def from_layer(cls, layer: nn.Conv1d, settings: TileSettings,  # type: ignore[override]
+                   weight: Tensor | None = None, name: str = "") -> TiledConv1d:
+        """Tiled counterpart of ``layer`` (with ``weight`` instead of its own, if given)."""
+        if layer.padding_mode != "zeros":
+            raise InputError(f"{name or 'layer'}: padding_mode {layer.padding_mode!r} is not "
+                             "supported (only 'zeros')")
+        (k,) = layer.kernel_size
+        plan = plan_rows(layer.in_channels // layer.groups, k, settings.tile_rows)
+        w = (layer.weight if weight is None else weight).unsqueeze(2)
+        padding = layer.padding if isinstance(layer.padding, str) else (0, layer.padding[0])
+        return cls(w, layer.bias, settings, plan, name, (1, layer.stride[0]), padding,
+                   (1, layer.dilation[0]), layer.groups)
+
+    def _as_2d(self, weight: Tensor) -> Tensor:
+        if weight.dim() == 3 and weight.numel() == self.weight.numel():
+            return weight.unsqueeze(2)
+        return weight
+
+    def set_weight(self, weight: Tensor) -> None:
+        super().set_weight(self._as_2d(weight))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.unsqueeze(2)).squeeze(2)
+
+    def calibrate(self, x: Tensor) -> Tensor:
+        if x.dim() == 3:
+            return super().calibrate(x.unsqueeze(2)).squeeze(2)
+        return super().calibrate(x)
+
+    def partial_sums(self, x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return super().partial_sums(x.unsqueeze(2) if x.dim() == 3 else x,
+                                    None if weight is None else self._as_2d(weight))
+
+    def _run(self, x: Tensor, weight: Tensor, calibrate: bool) -> Tensor:
+        return super()._run(x, self._as_2d(weight), calibrate)

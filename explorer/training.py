@@ -47,7 +47,7 @@ from explorer.data import load_dataset
 from explorer.deploy import hardware_spec
 from explorer.errors import InputError
 from explorer.jobs import JobCancelled
-from explorer.models import MODELS, build_model, load_pretrained, resolve_device
+from explorer.models import MODELS, build_model, load_network, resolve_device
 from explorer.qlayers import (
     METHODS,
     calibrate_model,
@@ -59,6 +59,9 @@ from explorer.qlayers import (
     to_plain,
 )
 from explorer.quant import annealed_temperature, set_noise
+from explorer.settings import WorkloadSettings
+from explorer.user_models import is_user_model, load_weights
+from explorer.workload import prepare_images
 
 ProgressCallback = Callable[[float, str], None]
 AUTO_FUSE_MIN_STEPS = 50
@@ -79,8 +82,18 @@ class Cancelled(JobCancelled):
 class TrainConfig(param.Parameterized):
     """What to train, on what, for how long."""
 
-    model = param.String(default="lenet5", doc="Architecture (lenet5, vgg8, resnet20) "
-                         "or a pretrained name / checkpoint to fine-tune.", label="Model")
+    model = param.String(default="lenet5", doc="Architecture (lenet5, vgg8, resnet20), "
+                         "a pretrained name / checkpoint to fine-tune, FILE.py:FUNCTION or "
+                         "FILE.pt2 (explorer.user_models).", label="Model")
+    weights = param.String(default="", label="Weights",
+                           doc=WorkloadSettings.param["weights"].doc)
+    split_fraction = param.Number(default=None, allow_None=True, bounds=(0, 1),
+                                  inclusive_bounds=(False, False), label="Split fraction",
+                                  doc=WorkloadSettings.param["split_fraction"].doc)
+    input_size = param.Integer(default=None, allow_None=True, bounds=(1, 4096),
+                               label="Input size", doc=WorkloadSettings.param["input_size"].doc)
+    mean = param.String(default="", label="Input mean", doc=WorkloadSettings.param["mean"].doc)
+    std = param.String(default="", label="Input std", doc=WorkloadSettings.param["std"].doc)
     data = param.String(default="mnist-embedded", doc="Dataset name (train split is used).",
                         label="Dataset")
     method = param.Selector(default="float", objects=list(METHODS), label="Method",
@@ -146,7 +159,8 @@ class TrainResult:
     """A trained model and how it got there."""
 
     model: nn.Module
-    architecture: str
+    architecture: str | None
+    """A built-in architecture, or None for a network the user brings (``model``)."""
     history: list[dict[str, float]] = field(default_factory=list)
     test_accuracy: float | None = None
     seconds: float = 0.0
@@ -165,6 +179,8 @@ class TrainResult:
             "test_accuracy": self.test_accuracy,
             "explorer_version": __version__,
         }
+        if self.architecture is None:
+            meta["model"] = cfg.model  # the user's network: FILE.py:FUNCTION or FILE.pt2
         if cfg.method != "float":
             meta["hardware"] = hardware_spec(cfg.hardware)
             if cfg.method == "rq":
@@ -207,13 +223,56 @@ def accuracy(model: nn.Module, dataset, batch_size: int = 500,
     return correct / max(len(dataset), 1)
 
 
-def _initial_model(cfg: TrainConfig) -> tuple[nn.Module, str]:
-    """A fresh architecture, or pretrained weights / a checkpoint to fine-tune."""
+class _FloatImages:
+    """Prepared float images and labels with :meth:`batches` as
+    :class:`~explorer.data.ImageDataset` has it."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, batch_size: int) -> Any:
+        for start in range(0, len(self.labels), batch_size):
+            yield (self.images[start:start + batch_size],
+                   self.labels[start:start + batch_size])
+
+
+def _initial_model(cfg: TrainConfig) -> tuple[nn.Module, str | None]:
+    """A fresh architecture, or pretrained weights / a checkpoint to fine-tune, or a
+    network the user brings (architecture None; ``weights`` loaded when given)."""
+    if is_user_model(cfg.model):
+        return load_network(cfg.model, cfg.weights, allow_code=True)[0], None
     if cfg.model in MODELS:
-        return build_model(cfg.model), cfg.model
-    model = load_pretrained(cfg.model)
+        model = build_model(cfg.model)
+        if cfg.weights:
+            load_weights(model, cfg.weights)
+        return model, cfg.model
+    model = load_network(cfg.model, cfg.weights)[0]
     arch = next(name for name, spec in MODELS.items() if type(model) is spec.build)
     return model, arch
+
+
+def _from_scratch(cfg: TrainConfig) -> bool:
+    """Whether training starts from freshly initialised weights."""
+    return (cfg.model in MODELS or is_user_model(cfg.model)) and not cfg.weights
+
+
+def _inputs(cfg: TrainConfig) -> WorkloadSettings:
+    """The input handling (size, mean, std) of ``cfg`` as workload settings."""
+    work = WorkloadSettings(input_size=cfg.input_size, mean=cfg.mean, std=cfg.std)
+    work.check()
+    return work
+
+
+def _split(cfg: TrainConfig, split: str, limit: int | None = None) -> tuple[Any, torch.Tensor]:
+    """The dataset ``split`` of ``cfg.data`` and its images as the network takes them
+    (float; resized and normalised as ``cfg`` says)."""
+    dataset = load_dataset(cfg.data, split, limit=limit, split_fraction=cfg.split_fraction,
+                           input_size=cfg.input_size)
+    images = prepare_images(dataset.images, _inputs(cfg))
+    return dataset, images.float().div_(255) if images.dtype == torch.uint8 else images
 
 
 def _warmup_epochs(cfg: TrainConfig) -> int:
@@ -222,7 +281,7 @@ def _warmup_epochs(cfg: TrainConfig) -> int:
     if cfg.method == "float":
         return 0
     if cfg.warmup_epochs is None:
-        return cfg.epochs // 4 if cfg.model in MODELS else 0
+        return cfg.epochs // 4 if _from_scratch(cfg) else 0
     if cfg.warmup_epochs >= cfg.epochs:
         raise InputError(f"warmup_epochs: must be below epochs ({cfg.epochs}) so that "
                          f"{cfg.method} trains quantized at all, got {cfg.warmup_epochs}")
@@ -250,7 +309,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         resolve_device(cfg.device)
-        train_set = load_dataset(cfg.data, "train", limit=cfg.limit)
+        train_set, images = _split(cfg, "train", cfg.limit)
         self.size = len(train_set)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # parameter initialisation only; global state restored
@@ -258,7 +317,7 @@ class Trainer:
         self.warmup_epochs = _warmup_epochs(cfg)
         self.model = prepare_model(model, cfg.method, cfg.hardware).to(cfg.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling, augmentation
-        self.images = train_set.images.float().div_(255)
+        self.images = images
         self.labels = train_set.labels
         calibrate_model(self.model, self.calibration_images())
         set_bypass(self.model, self.warmup_epochs > 0)
@@ -345,7 +404,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None,
                          warmup_epochs=trainer.warmup_epochs)
     for epoch in range(cfg.epochs):
         result.history.append(trainer.run_epoch(epoch, progress, cancel))
-    result.test_accuracy = accuracy(trainer.model, load_dataset(cfg.data, "test"),
+    test, images = _split(cfg, "test")
+    result.test_accuracy = accuracy(trainer.model, _FloatImages(images, test.labels),
                                     device=cfg.device)
     result.seconds = time.perf_counter() - start
     return result

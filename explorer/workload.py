@@ -35,20 +35,63 @@ class LoadedWorkload:
     """The checkpoint the network was read from (a pretrained file or ``explorer train``'s)."""
 
 
-def calibration_images(data: str, count: int, download: bool = True) -> tuple[Tensor, str]:
-    """The first ``count`` images of dataset ``data``'s training split as floats in [0, 1]
-    (fewer if the split is smaller) and a description of where they come from."""
+def calibration_images(data: str, count: int, download: bool = True,
+                       workload: WorkloadSettings | None = None) -> tuple[Tensor, str]:
+    """The first ``count`` images of dataset ``data``'s training split as floats (in [0, 1]
+    unless ``workload``'s mean/std normalise them; fewer if the split is smaller) and a
+    description of where they come from. ``workload``: its split fraction, input size,
+    mean and std apply."""
     from explorer.data import load_dataset
 
+    extra = _dataset_options(workload)
     try:
-        train = load_dataset(data, "train", limit=count, download=download)
+        train = load_dataset(data, "train", limit=count, download=download, **extra)
     except DatasetMissingError as exc:
         raise InputError(f"calibration: the DAC/ADC ranges are calibrated on {data}'s training "
                          f"split, which is missing here ({exc})") from None
-    except InputError:  # a training split smaller than ``count``
-        train = load_dataset(data, "train", download=download)
-    images = train.images[:count]
-    return images.float().div_(255), f"{data} train[:{len(images)}]"
+    except InputError as exc:  # a training split smaller than ``count``
+        if "limit must be between" not in str(exc):
+            raise
+        train = load_dataset(data, "train", download=download, **extra)
+    images = prepare_images(train.images[:count], workload)
+    if images.dtype == torch.uint8:
+        images = images.float().div_(255)
+    return images, f"{data} train[:{len(images)}]"
+
+
+def _dataset_options(workload: WorkloadSettings | None) -> dict[str, Any]:
+    if workload is None:
+        return {}
+    return {"split_fraction": workload.split_fraction, "input_size": workload.input_size}
+
+
+def prepare_images(images: Tensor, workload: WorkloadSettings | None) -> Tensor:
+    """``images`` resized to ``workload.input_size`` and normalised by its mean/std (float);
+    unchanged (uint8 stays uint8) when it sets neither."""
+    import torch.nn.functional as F
+
+    from explorer.settings.workload import channel_values
+
+    if workload is None:
+        return images
+    size = workload.input_size
+    mean, std = channel_values("mean", workload.mean), channel_values("std", workload.std)
+    if size is None and not mean and not std:
+        return images
+    x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=True)
+    channels = x.shape[1]
+    for name, values in (("mean", mean), ("std", std)):
+        if values and len(values) not in (1, channels):
+            raise InputError(f"--{name}: {len(values)} values for {channels}-channel images; "
+                             f"give 1 or {channels}")
+    if mean:
+        x = x - torch.tensor(mean).view(1, -1, 1, 1)
+    if std:
+        x = x / torch.tensor(std).view(1, -1, 1, 1)
+    return x
 
 
 def default_dataset(model: nn.Module) -> str:
@@ -61,17 +104,45 @@ def default_dataset(model: nn.Module) -> str:
     raise InputError("data: name the dataset for this network (--data / workload.data)")
 
 
-def load_workload(workload: WorkloadSettings, download: bool = True) -> LoadedWorkload:
-    """The network, test images (``limit``) and calibration images ``workload`` names."""
-    from explorer.data import load_dataset
-    from explorer.models import network_from_checkpoint, read_named_checkpoint
+def check_labels(model: nn.Module, images: Tensor, labels: Tensor, data: str) -> None:
+    """InputError if the network fails on one image or has fewer outputs than ``labels``
+    need (one line naming the shapes)."""
+    x = images[:1]
+    x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise InputError(f"model: the network fails on {data}'s images of shape "
+                         f"{list(x.shape[1:])} ({type(exc).__name__}: {first}); "
+                         "--input-size may fit them") from None
+    if not isinstance(out, Tensor) or out.dim() != 2:
+        shape = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise InputError(f"model: the network must return class scores [N, classes], it "
+                         f"returns {shape}")
+    if len(labels) and int(labels.max()) >= out.shape[1]:
+        raise InputError(f"data: {data}'s labels reach {int(labels.max())} but the network "
+                         f"has {out.shape[1]} outputs (labels out of range)")
 
-    ckpt, path = read_named_checkpoint(workload.model)
-    model = network_from_checkpoint(ckpt, path)
+
+def load_workload(workload: WorkloadSettings, download: bool = True,
+                  allow_code: bool = False) -> LoadedWorkload:
+    """The network, test images (``limit``) and calibration images ``workload`` names.
+    ``allow_code``: a ``FILE.py:FUNCTION`` model may run (command line, notebooks)."""
+    from explorer.data import load_dataset
+    from explorer.models import load_network
+
+    workload.check()
+    model, ckpt = load_network(workload.model, workload.weights, allow_code=allow_code)
     data = workload.data or default_dataset(model)
-    test = load_dataset(data, "test", limit=workload.limit, download=download)
-    calibration, source = calibration_images(data, workload.calibration_images, download)
-    return LoadedWorkload(model, test.images, test.labels, calibration, source,
+    test = load_dataset(data, "test", limit=workload.limit, download=download,
+                        **_dataset_options(workload))
+    images = prepare_images(test.images, workload)
+    check_labels(model, images, test.labels, data)
+    calibration, source = calibration_images(data, workload.calibration_images, download,
+                                             workload)
+    return LoadedWorkload(model, images, test.labels, calibration, source,
                           workload.model, data, ckpt)
 
 
@@ -97,16 +168,17 @@ def analog_builder(ckpt: dict[str, Any], ignore_checkpoint: bool = False) -> Any
 def evaluate_settings(settings: Settings, device: str | torch.device = "cpu",
                       progress: Any = None, cancel: threading.Event | None = None,
                       loaded: LoadedWorkload | None = None,
-                      ignore_checkpoint: bool = False, download: bool = True) -> Any:
+                      ignore_checkpoint: bool = False, download: bool = True,
+                      allow_code: bool = False) -> Any:
     """:func:`explorer.evaluate.evaluate` of the whole ``settings`` (an
     :class:`~explorer.evaluate.EvaluationResult` with ``calibration`` and ``workload``
     set). ``loaded``: the workload already loaded (else :func:`load_workload`, which may
-    ``download`` a missing dataset)."""
+    ``download`` a missing dataset, and runs a code model only with ``allow_code``)."""
     from explorer.evaluate import evaluate
 
     work = settings.workload
     if loaded is None:
-        loaded = load_workload(work, download=download)
+        loaded = load_workload(work, download=download, allow_code=allow_code)
     builder = analog_builder(loaded.checkpoint, ignore_checkpoint)
     if builder is not None:
         builder.check(loaded.model)
@@ -120,5 +192,6 @@ def evaluate_settings(settings: Settings, device: str | torch.device = "cpu",
     return result
 
 
-__all__ = ["LoadedWorkload", "analog_builder", "calibration_images", "checkpoint_base",
-           "default_dataset", "evaluate_settings", "load_workload"]
+__all__ = ["LoadedWorkload", "analog_builder", "calibration_images", "check_labels",
+           "checkpoint_base", "default_dataset", "evaluate_settings", "load_workload",
+           "prepare_images"]

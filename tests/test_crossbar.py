@@ -126,8 +126,11 @@ def test_lenet5_counters_match_a_hand_count():
         for key, value in expected.items():
             assert layers[name][key] == value, (name, key)
     total = analog.counters()["total"]
-    assert total == {"tiles": 9, "cells": 61470, "adc_conversions": 4704 + 3200 + 480 + 94,
-                     "dac_cycles": 887, "program_pulses": 0}
+    conversions = 4704 + 3200 + 480 + 94
+    rows = 25 * 784 + 150 * 100 + 400 + 120 + 84  # word lines × reads (one column tile each)
+    assert total == {"tiles": 9, "cells": 61470, "adc_conversions": conversions,
+                     "dac_cycles": 887, "row_activations": rows, "shift_adds": conversions,
+                     "program_pulses": 0}
     # per_column ADC input: one more conversion per row chunk and column tile (the
     # reference column of each 128-column tile; every layer has at most 120 columns)
     per_column = to_crossbar(model, CrossbarConfig(dac_bits=8, adc_bits=6,

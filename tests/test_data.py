@@ -200,7 +200,8 @@ def test_bad_batch_size_and_registry():
     for bad in (0, -1, 2.0):
         with pytest.raises(InputError, match="batch_size must be a positive integer"):
             next(ds.batches(bad))
-    assert set(DATASETS) == {"mnist-embedded", "mnist", "fashion-mnist", "cifar10", "idx:DIR"}
+    assert set(DATASETS) == {"mnist-embedded", "mnist", "fashion-mnist", "cifar10", "idx:DIR",
+                             "imagefolder:DIR", "npz:FILE"}
     assert all(isinstance(v, str) and v for v in DATASETS.values())
 
 

@@ -156,7 +156,9 @@ def test_bad_sweep_request_keeps_the_previous_results():
         plot = panel._plot.object
         assert len(shown) == 2 and plot is not None
         for field, text, message in [("x_values", "4, 0", "DeviceModel.levels' must be at least 2"),
-                                     ("y_values", "4, 17", "adc_bits' must be at most 16"),
+                                     ("y_values", "4, 17",
+                                      "adc_bits: 17 is not allowed; expected an integer in "
+                                      "[1, 16]"),
                                      ("y_values", "", "adc_bits: empty value")]:
             panel.param.update(**{field: text})
             assert panel.submit() is None

@@ -110,6 +110,10 @@ def _knob_value(p: param.Parameter) -> st.SearchStrategy:
         return st.booleans()
     if isinstance(p, param.Selector):
         return st.sampled_from(list(p.objects))
+    if isinstance(p, param.String) and p.name == "cost_constants":  # a file that exists
+        from explorer.cost_constants import bundled_path
+
+        return st.sampled_from(["", str(bundled_path())])
     if isinstance(p, param.String):
         return st.sampled_from(["lenet5-mnist", "vgg8-cifar10"])
     low, high = p.bounds

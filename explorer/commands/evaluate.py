@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use only the checkpoint's weights: default crossbar settings, "
                              "no codebooks or learned ranges")
     add_settings_arguments(parser)  # --config, device, crossbar and workload (--model …)
+    parser.add_argument("--programmed", default=None, metavar="DIR",
+                        help="evaluate exactly the conductances and DAC/ADC ranges a folder "
+                             "of `explorer export` holds, with its settings (workload "
+                             "options may change the images)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="torch device (default cpu)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -42,17 +46,19 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dic
     """The settings of a run (declared defaults < ``--model``'s checkpoint < ``--config``
     < typed options), the checkpoint, and a report of what came from the checkpoint
     (None: it records no crossbar)."""
-    from explorer.models import read_named_checkpoint
+    from explorer.models import model_checkpoint
     from explorer.settings import Settings, WorkloadSettings
     from explorer.settings.options import read_config
     from explorer.workload import analog_builder, checkpoint_base
 
-    model = args.model
-    if model is None and args.config is not None:
-        model = Settings.from_dict(read_config(args.config)).workload.model
+    model, weights = args.model, args.weights
+    if (model is None or weights is None) and args.config is not None:
+        configured = Settings.from_dict(read_config(args.config)).workload
+        model = configured.model if model is None else model
+        weights = configured.weights if weights is None else weights
     if model is None:
         model = WorkloadSettings.param["model"].default
-    ckpt, _ = read_named_checkpoint(model)
+    ckpt = model_checkpoint(model, weights or "")
     base = checkpoint_base(Settings(), ckpt, args.ignore_checkpoint)
     settings = settings_from_args(args, base=base)
     settings.workload.model = model
@@ -87,6 +93,49 @@ def checkpoint_config(args: argparse.Namespace, ckpt: dict[str, Any]
                            **settings.applied(cfg)}
 
 
+def evaluate_programmed(args: argparse.Namespace, progress: Any = None
+                        ) -> tuple[Any, Any, dict | None]:
+    """``--programmed DIR``: the settings of the export, its result on the (possibly
+    changed) workload with exactly its conductances, and the export's checkpoint report."""
+    from explorer.evaluate import evaluate
+    from explorer.programmed import TrialBuilder, read_manifest
+    from explorer.settings import Settings
+    from explorer.workload import analog_builder, load_workload
+
+    typed = typed_options(args)
+    if args.config is not None:
+        typed.insert(0, "--config")
+    if args.ignore_checkpoint:
+        typed.append("--ignore-checkpoint")
+    if args.trials not in (None, 1):
+        typed.append("--trials")
+    if typed:
+        raise InputError(f"--programmed: the exported folder defines the crossbar and its one "
+                         f"trial; do not combine it with {', '.join(typed)}")
+    manifest = read_manifest(args.programmed)
+    try:
+        base = Settings.from_dict(manifest.get("settings"))
+    except InputError as exc:
+        raise InputError(f"--programmed: the manifest's settings: {exc}") from None
+    settings = settings_from_args(args, base=base)
+    settings.workload.trials = 1
+    trial = manifest.get("trial", 0)
+    if isinstance(trial, bool) or not isinstance(trial, int) or trial < 0:
+        raise InputError(f"--programmed: the manifest's trial {trial!r} is not an integer >= 0")
+    work = settings.workload
+    loaded = load_workload(work, allow_code=True)
+    ckpt_builder = analog_builder(loaded.checkpoint, bool(manifest.get("ignore_checkpoint")))
+    builder = TrialBuilder(trial, ckpt_builder, folder=args.programmed, manifest=manifest)
+    result = evaluate(loaded.model, (loaded.images, loaded.labels), settings.crossbar,
+                      trials=1, batch_size=work.batch_size, calibration=loaded.calibration,
+                      progress=progress, device=args.device, analog_builder=builder)
+    result.calibration = loaded.calibration_source
+    result.workload = {"model": loaded.model_name, "data": loaded.data_name,
+                       "images": len(loaded.images), "programmed": str(args.programmed),
+                       "trial": trial}
+    return settings, result, manifest.get("checkpoint")
+
+
 def describe_checkpoint(report: dict[str, Any]) -> str:
     """One line saying which settings came from the checkpoint."""
     if not report["used"]:
@@ -105,22 +154,29 @@ def describe_checkpoint(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from explorer.coverage import digital_warning
     from explorer.workload import evaluate_settings
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device: cuda is not available on this machine; use cpu")
-    settings, _, report = resolve_settings(args)
     progress = None
     if not args.json and sys.stderr.isatty():
         def progress(fraction: float, message: str) -> None:
             print(f"\r{100 * fraction:5.1f} % {message:30s}", end="", file=sys.stderr)
-    result = evaluate_settings(settings, device=args.device, progress=progress,
-                               ignore_checkpoint=args.ignore_checkpoint)
+    if args.programmed is not None:
+        settings, result, report = evaluate_programmed(args, progress)
+    else:
+        settings, _, report = resolve_settings(args)
+        result = evaluate_settings(settings, device=args.device, progress=progress,
+                                   ignore_checkpoint=args.ignore_checkpoint, allow_code=True)
     if progress is not None:
         print(file=sys.stderr)
     out = result.to_dict()
     model, data = settings.workload.model, result.workload["data"]
     out.update(model=model, data=data, checkpoint=report, settings=settings.to_dict())
+    if args.programmed is not None:
+        out["programmed"] = {"folder": args.programmed, "trial": result.workload["trial"]}
+    out.update(cost_summary(result.cost))
     if args.json:
         print_json(out)
         return 0
@@ -128,13 +184,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"{model} on {data} ({result.images} images): crossbar accuracy "
           f"{100 * result.accuracy_mean:.2f}{std} % over {result.trials} trial(s), "
           f"float {100 * result.float_accuracy:.2f} %")
-    if report is not None:
+    if args.programmed is not None:
+        print(f"programmed conductances and DAC/ADC ranges from {args.programmed} (trial "
+              f"{result.workload['trial']})")
+    elif report is not None:
         print(describe_checkpoint(report))
     from explorer.nonideal import describe_programming
 
     print(describe_programming(settings.crossbar, settings.crossbar.device))
+    warning = digital_warning(out)
+    if warning is not None:
+        print(warning)
     total = result.counters["total"]
     print(f"tiles {total['tiles']}, cells {total['cells']:,}, ADC conversions/image "
           f"{total['adc_conversions']:,}, DAC cycles/image {total['dac_cycles']:,}; "
           f"calibrated on {result.calibration}; {result.seconds:.1f} s")
+    print(describe_cost(result.cost))
     return 0
+
+
+def cost_summary(cost: dict[str, Any]) -> dict[str, Any]:
+    """The cost keys printed at the top of ``--json``."""
+    keys = ("energy_pj_per_image", "energy_breakdown_pj", "latency_ns_per_image", "area_mm2",
+            "tops_per_w", "tops_per_mm2")
+    return {key: cost[key] for key in keys}
+
+
+def describe_cost(cost: dict[str, Any]) -> str:
+    """One line: energy per image by component, latency, area, TOPS/W."""
+    parts = ", ".join(f"{k} {v:,.1f}" for k, v in cost["energy_breakdown_pj"].items())
+    s = cost["settings"]
+    return (f"cost ({s['tech_node']} nm, {s['adc_type']} ADC, {s['cols_per_adc']} columns per "
+            f"ADC): {cost['energy_pj_per_image']:,.1f} pJ/image ({parts}), "
+            f"{cost['latency_ns_per_image'] / 1e3:,.2f} µs/image, {cost['area_mm2']:.4f} mm², "
+            f"{cost['tops_per_w']:,.1f} TOPS/W")

@@ -8,6 +8,8 @@ from typing import Any
 from explorer.cli import print_json
 from explorer.commands._options import device_from_args as shared_device_from_args
 from explorer.errors import InputError
+from explorer.settings import WorkloadSettings
+from explorer.settings.options import add_part_arguments
 
 NAME = "map"
 HELP = "Per-layer weight error of mapping a trained network onto a device's conductance levels."
@@ -20,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from explorer.mapping import METHODS, SCALES, SCHEMES
 
     parser.add_argument("--model", default="lenet5-mnist",
-                        help="pretrained name (lenet5-mnist) or checkpoint path")
+                        help="pretrained name (lenet5-mnist), checkpoint path, "
+                             "FILE.py:FUNCTION or FILE.pt2")
     dev = parser.add_argument_group("device")
     dev.add_argument("--preset", default=None, choices=list(PRESETS),
                      help=f"device preset (default {DEFAULT_PRESET} unless --device-csv)")
@@ -42,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="weight scale: max |w| or least-squares optimal (default max)")
     mp.add_argument("--clip", type=float, default=None, metavar="PERCENTILE",
                     help="use this percentile of |w| (0 … 100] as w_max")
+    add_part_arguments(parser, WorkloadSettings,
+                       skip=[k for k in WorkloadSettings.knobs() if k != "weights"])
     parser.add_argument("--bins", type=int, default=32,
                         help="error histogram bins per layer (default 32)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -60,12 +65,12 @@ def device_from_args(args: argparse.Namespace) -> Any:
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``explorer map`` reports, as plain data."""
     from explorer.mapping import map_model, overall_stats
-    from explorer.models import load_pretrained
+    from explorer.models import load_network
 
     if args.bins < 1:
         raise InputError(f"--bins: must be at least 1, got {args.bins}")
     device = device_from_args(args)
-    model = load_pretrained(args.model)
+    model, _ = load_network(args.model, args.weights or "", allow_code=True)
     results = map_model(model, device, method=args.method, scheme=args.scheme,
                         scale=args.scale, clip=args.clip)
     layers = []

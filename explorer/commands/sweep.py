@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         client, cluster = connect(args.scheduler, timeout=args.timeout)
     try:
         learned = checkpoint is not None and checkpoint["used"]
-        data = sweep_data(load_workload(work), work.batch_size, learned_settings=learned)
+        data = sweep_data(load_workload(work, allow_code=True), work.batch_size,
+                          learned_settings=learned)
         cells = spec.cells(data.digest())  # every grid point validated before any work
         if client is None and not args.in_process:
             client, cluster = connect(None, args.workers)

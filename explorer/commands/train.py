@@ -21,7 +21,13 @@ from explorer.commands._options import (
     add_crossbar_arguments,
     config_from_args,
     seed_from_args,
+    settings_from_args,
 )
+from explorer.settings import WorkloadSettings
+from explorer.settings.options import add_part_arguments
+
+TRAIN_INPUTS = ("weights", "input_size", "mean", "std", "split_fraction")
+"""Workload knobs training takes (generated options); the others are its own."""
 
 NAME = "train"
 HELP = ("Train a network (float, gq, uq, rq or hwa) on a dataset's train split for a "
@@ -32,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from explorer.qlayers import METHODS
 
     parser.add_argument("--model", default="lenet5",
-                        help="architecture (lenet5, vgg8, resnet20), or a pretrained name / "
-                             "checkpoint to fine-tune (e.g. lenet5-mnist)")
+                        help="architecture (lenet5, vgg8, resnet20), a pretrained name / "
+                             "checkpoint to fine-tune (e.g. lenet5-mnist), FILE.py:FUNCTION "
+                             "(a function returning an nn.Module) or FILE.pt2")
     parser.add_argument("--data", default="mnist-embedded", help="dataset name")
     parser.add_argument("--method", default="float", choices=METHODS,
                         help="float; gq: generalized-quantization QAT; uq: uniform QAT; rq: "
@@ -63,12 +70,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="checkpoint path (.pt) to write")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_crossbar_arguments(parser)  # --levels, --adc-bits, --tile-rows, …, --seed
+    add_part_arguments(parser, WorkloadSettings,
+                       skip=[k for k in WorkloadSettings.knobs() if k not in TRAIN_INPUTS])
 
 
 def run(args: argparse.Namespace) -> int:
     from explorer.training import TrainConfig, save_checkpoint, train
 
-    cfg = TrainConfig(model=args.model, data=args.data, method=args.method, epochs=args.epochs,
+    inputs = settings_from_args(args).workload
+    cfg = TrainConfig(model=args.model, data=args.data,
+                      **{k: getattr(inputs, k) for k in TRAIN_INPUTS}, method=args.method,
+                      epochs=args.epochs,
                       warmup_epochs=args.warmup_epochs,
                       batch_size=args.batch_size, lr=args.lr, augment=not args.no_augment,
                       seed=seed_from_args(args), limit=args.limit, device=args.device,

@@ -107,7 +107,8 @@ def checked_value(where: str, p: param.Parameter, value: Any, none_word: str = "
             return bool(value)
         raise bad()
     if isinstance(p, param.Selector):
-        if isinstance(value, str) and value in p.objects:
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and \
+                any(value == choice and type(value) is type(choice) for choice in p.objects):
             return value
         raise bad()
     if isinstance(p, param.Integer):

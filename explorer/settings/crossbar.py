@@ -16,11 +16,12 @@ from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.settings.base import Part
 from explorer.settings.converters import ConverterSettings
+from explorer.settings.cost import CostSettings
 from explorer.settings.mapping import MappingSettings
 from explorer.settings.noise import NoiseSettings
 
 
-class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings):
+class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings, CostSettings):
     """The crossbar hardware a network is written into (all knobs of DESIGN.md §2–4)."""
 
     device = param.ClassSelector(

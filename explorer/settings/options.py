@@ -70,6 +70,17 @@ def _parser_type(name: str, p: param.Parameter) -> Any:
     return parse
 
 
+def _selector_type(p: param.Selector) -> Any:
+    """argparse ``type`` of a selector: the choice whose text is typed (so selectors of
+    numbers, e.g. ``--tech-node 22``, get the number)."""
+    def parse(text: str) -> Any:
+        for choice in p.objects:
+            if str(choice) == text:
+                return choice
+        return text
+    return parse
+
+
 def _allowed_words(p: param.Parameter) -> str:
     from explorer.settings.base import allowed
 
@@ -90,8 +101,8 @@ def add_part_arguments(parser: argparse.ArgumentParser, part: type[Part],
             group.add_argument(_flag(name), dest=name, default=None,
                                action=argparse.BooleanOptionalAction, help=help_text)
         elif isinstance(p, param.Selector):
-            group.add_argument(_flag(name), dest=name, default=None,
-                               choices=list(p.objects), help=help_text)
+            group.add_argument(_flag(name), dest=name, default=None, choices=list(p.objects),
+                               type=_selector_type(p), help=help_text)
         else:
             metavar = "N" if isinstance(p, param.Integer) else \
                 "X" if isinstance(p, param.Number) else "TEXT"

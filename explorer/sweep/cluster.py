@@ -89,5 +89,5 @@ def connect(scheduler: str | None = None, workers: int | None = None,
     # here, it makes an evaluation about twice as slow. Workers start without it.
     with dask.config.set({NO_MALLOC_TRIM: None}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster, set_as_default=False), cluster

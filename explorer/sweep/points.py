@@ -17,6 +17,7 @@ from explorer.crossbar import CrossbarConfig
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.evaluate import MAX_TRIALS
+from explorer.settings.cost import CostSettings
 from explorer.sweep.grid import CONFIG_PARAMETERS, DEVICE_PARAMETERS, _parameter, make_grid
 
 
@@ -85,6 +86,8 @@ def cell_seed(cfg: CrossbarConfig, base_seed: int = 0) -> int:
 
 
 def _seed_of(record: dict[str, Any], base_seed: int) -> int:
+    # the cost settings (node, ADC type …) change no random draw: not part of the seed
+    record = {k: v for k, v in record.items() if k not in CostSettings.knobs()}
     digest = hashlib.sha256(_canonical({"config": record, "seed": int(base_seed)})).digest()
     return int.from_bytes(digest[:8], "big") >> 1
 

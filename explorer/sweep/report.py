@@ -4,6 +4,8 @@ self-contained HTML pages (the figure as inline SVG and the plotted numbers as a
 * :func:`accuracy_against` – accuracy against one swept parameter: every row, and the mean
   and standard deviation over trials and the other parameters per value.
 * :func:`heatmap_cells` – mean accuracy over two swept parameters, the cells in grid order.
+* :func:`accuracy_energy_points` – mean accuracy against energy per image per grid point,
+  the Pareto front marked (:mod:`explorer.cost`).
 
 Both are plain pandas, shared with the dashboard's HoloViews plots
 (:mod:`explorer.ui.sweep_plots`). Converter bits that are None ("ideal") are shown as the
@@ -128,6 +130,32 @@ def heatmap_cells(
     return cells, x_order, y_order
 
 
+ENERGY = "energy_pj_per_image"
+
+
+def accuracy_energy_points(frame: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """Per grid point: mean accuracy (%) over its trials, energy per image (pJ), the swept
+    values, and ``pareto`` – True where no other point is at least as accurate and at
+    most as costly, and strictly better in one of them (the accuracy–energy front).
+    Empty when the table has no energy column (a sweep written before the cost model)."""
+    if frame.empty or ENERGY not in frame or frame[ENERGY].isna().all():
+        return pd.DataFrame(columns=["point", *swept, "accuracy", ENERGY, "pareto"])
+    data = frame.dropna(subset=[ENERGY])
+    first = data.groupby("point", sort=False).first()
+    points = pd.DataFrame({
+        "point": first.index,
+        **{name: [IDEAL if _is_missing(v) else v for v in first[name]] for name in swept},
+        "accuracy": data.groupby("point", sort=False)["accuracy"].mean().astype(float).to_numpy()
+        * 100,
+        ENERGY: first[ENERGY].astype(float).to_numpy(),
+    })
+    acc, energy = points["accuracy"].to_numpy(), points[ENERGY].to_numpy()
+    dominated = ((acc[None, :] >= acc[:, None]) & (energy[None, :] <= energy[:, None])
+                 & ((acc[None, :] > acc[:, None]) | (energy[None, :] < energy[:, None])))
+    points["pareto"] = ~dominated.any(axis=1)
+    return points.sort_values(ENERGY, kind="stable").reset_index(drop=True)
+
+
 # -- Matplotlib figures -----------------------------------------------------------------------
 def png_problem() -> str:
     """Why the plot files cannot be drawn ('' when Matplotlib is importable)."""
@@ -169,6 +197,44 @@ def accuracy_figure(frame: pd.DataFrame, swept: list[str]) -> Any:
     for ax in axes[len(swept):]:
         ax.set_visible(False)
     return fig
+
+
+def energy_figure(frame: pd.DataFrame, swept: list[str]) -> Any:
+    """A Matplotlib figure: mean accuracy (%) of every grid point against its energy per
+    image (pJ, log scale), the Pareto front (most accurate for its energy) marked and
+    joined."""
+    from matplotlib.figure import Figure
+
+    points = accuracy_energy_points(frame, swept)
+    fig = Figure(figsize=(6.0, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(points[ENERGY], points["accuracy"], s=18, color=DOT_COLOR, label="grid points")
+    front = points[points["pareto"]]
+    ax.plot(front[ENERGY], front["accuracy"], "o-", color=LINE_COLOR, linewidth=2,
+            markersize=6, label="Pareto front")
+    lines = []
+    for i, row in enumerate(front.itertuples(index=False), start=1):
+        ax.annotate(str(i), (getattr(row, ENERGY), row.accuracy), fontsize=8,
+                    textcoords="offset points", xytext=(3, -11), color=LINE_COLOR)
+        lines.append(f"{i}: " + ", ".join(f"{name}={_fmt(getattr(row, name))}"
+                                          for name in swept))
+    if lines:
+        ax.text(0.98, 0.02, "\n".join(lines[:MAX_VALUE_TICKS]), transform=ax.transAxes,
+                fontsize=7, ha="right", va="bottom", color=LINE_COLOR,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    if len(points) and (points[ENERGY] > 0).all():
+        ax.set_xscale("log")
+    ax.set(title="Accuracy against energy per image", xlabel="energy per image (pJ)",
+           ylabel="accuracy (%)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _energy_table(frame: pd.DataFrame, swept: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    points = accuracy_energy_points(frame, swept).rename(columns={
+        "accuracy": "mean accuracy (%)", ENERGY: "energy per image (pJ)",
+        "pareto": "on the Pareto front"})
+    return [("Grid points by energy per image", points)]
 
 
 def heatmap_figure(frame: pd.DataFrame, x: str, y: str) -> Any:
@@ -252,15 +318,20 @@ def _heatmap_table(frame: pd.DataFrame, x: str, y: str) -> list[tuple[str, pd.Da
 
 
 def save_plots(frame: pd.DataFrame, swept: list[str], folder: Path) -> tuple[dict[str, str], str]:
-    """Write ``accuracy.png`` and ``accuracy.html`` (and ``heatmap.png``/``.html`` for two or
-    more swept parameters: the first two) to ``folder``; returns ({kind: path}, note). The
-    HTML pages open offline (the figure inline as SVG, then the plotted numbers). The note
-    says why nothing was drawn (Matplotlib not installed), else it is empty."""
+    """Write ``accuracy.png`` and ``accuracy.html``, ``energy.png``/``.html`` (accuracy
+    against energy per image, Pareto front marked; when the table has energies) and
+    ``heatmap.png``/``.html`` for two or more swept parameters (the first two) to
+    ``folder``; returns ({kind: path}, note). The HTML pages open offline (the figure
+    inline as SVG, then the plotted numbers). The note says why nothing was drawn
+    (Matplotlib not installed), else it is empty."""
     problem = png_problem()
     if problem:
         return {}, problem
     pages = {"accuracy": ("Accuracy against the swept parameters", accuracy_figure(frame, swept),
                           _accuracy_tables(frame, swept))}
+    if not accuracy_energy_points(frame, swept).empty:
+        pages["energy"] = ("Accuracy against energy per image", energy_figure(frame, swept),
+                           _energy_table(frame, swept))
     if len(swept) >= 2:
         x, y = swept[0], swept[1]
         pages["heatmap"] = (f"Mean accuracy over {x} × {y}", heatmap_figure(frame, x, y),
@@ -278,5 +349,6 @@ def save_plots(frame: pd.DataFrame, swept: list[str], folder: Path) -> tuple[dic
     return written, ""
 
 
-__all__ = ["IDEAL", "accuracy_against", "accuracy_figure", "axis_labels", "heatmap_cells",
-           "heatmap_figure", "png_problem", "save_plots"]
+__all__ = ["ENERGY", "IDEAL", "accuracy_against", "accuracy_energy_points", "accuracy_figure",
+           "axis_labels", "energy_figure", "heatmap_cells", "heatmap_figure", "png_problem",
+           "save_plots"]

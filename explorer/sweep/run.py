@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from explorer.evaluate import DEFAULT_BATCH_SIZE, Cancelled, evaluate
 from explorer.sweep.points import GridPoint, SweepSpec, _digest, cell_config, config_record
-from explorer.sweep.store import COUNTER_COLUMNS, SweepStore, results_frame
+from explorer.sweep.store import COST_COLUMNS, COUNTER_COLUMNS, SweepStore, results_frame
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -117,7 +117,8 @@ def evaluate_cell(spec_values: dict[str, Any], data: SweepData,
         row: dict[str, Any] = {"point": spec_values["key"], "trial": trial, "seed": cfg.seed}
         row.update({name: values[name] for name in spec_values["swept"]})
         row.update(accuracy=accuracy, float_accuracy=result.float_accuracy,
-                   **{k: int(total[k]) for k in COUNTER_COLUMNS}, seconds=result.seconds,
+                   **{k: int(total[k]) for k in COUNTER_COLUMNS},
+                   **{k: float(result.cost[k]) for k in COST_COLUMNS}, seconds=result.seconds,
                    worker=worker, model=data.model_name, data=data.data_name,
                    images=result.images, trials=result.trials)
         row.update({k: v for k, v in record.items() if k not in row})

@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     from explorer.sweep.points import GridPoint
 
 COUNTER_COLUMNS = ("tiles", "cells", "adc_conversions", "dac_cycles")
+COST_COLUMNS = ("energy_pj_per_image", "latency_ns_per_image", "area_mm2")
+"""Per image, from :mod:`explorer.cost` (pJ, ns, mm²)."""
 RESULT_COLUMNS = ("point", "trial", "seed")
-MEASURED_COLUMNS = ("accuracy", "float_accuracy", *COUNTER_COLUMNS, "seconds", "worker")
+MEASURED_COLUMNS = ("accuracy", "float_accuracy", *COUNTER_COLUMNS, *COST_COLUMNS, "seconds",
+                    "worker")
 WORKLOAD_COLUMNS = ("model", "data", "images", "trials")
 
 

@@ -26,7 +26,9 @@ from explorer.ui.controls import (
     PartControls,
     further_parts,
 )
+from explorer.ui.cost_panel import CostPanel
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
+from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.session import served_document
 from explorer.ui.sweep_panel import SweepPanel
@@ -102,6 +104,9 @@ class Explorer(pn.viewable.Viewer):
         self.sweep = SweepPanel(config, runner=runner)
         weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
+        chosen = self.accuracy.selected_workload()
+        self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
+        self.layers = LayersView(config, runner=runner, model=chosen.model)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
 
@@ -132,7 +137,13 @@ class Explorer(pn.viewable.Viewer):
             width=420,
         )
         main = pn.Column(
-            self._weights_note, self.mapping, self.accuracy, self.sweep, sizing_mode="stretch_width"
+            self._weights_note,
+            self.mapping,
+            self.accuracy,
+            self.cost,
+            self.layers,
+            self.sweep,
+            sizing_mode="stretch_width",
         )
         self._layout = pn.Column(
             pn.pane.Markdown(INTRO, sizing_mode="stretch_width"),
@@ -222,6 +233,9 @@ class Explorer(pn.viewable.Viewer):
         with pn.io.hold():
             self._weights_note.param.update(object=note, visible=bool(note))
             self.mapping.weights = weights
+            chosen = WORKLOADS[event.new]
+            self.cost.param.update(model=chosen.model, data=chosen.dataset)
+            self.layers.model = chosen.model
 
 
 def build_app() -> pn.viewable.Viewable:

@@ -41,6 +41,8 @@ def from_text(p: param.Parameter, text: str, where: str) -> Any:
         value = None
     elif isinstance(p, param.Boolean):
         value = {"true": True, "false": False}.get(text.strip().lower(), text)
+    elif isinstance(p, param.Selector):  # choices that are numbers (tech_node) by their text
+        value = next((c for c in p.objects if to_text(c) == text.strip()), text)
     elif isinstance(p, (param.Integer, param.Number)):
         with contextlib.suppress(ValueError):  # not a number: refused by checked_value
             value = int(text) if isinstance(p, param.Integer) else float(text)

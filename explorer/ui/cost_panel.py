@@ -1,0 +1,138 @@
+"""Cost panel: energy per image stacked by component, latency, area and TOPS/W of the
+current crossbar (:mod:`explorer.cost`), beside the accuracy.
+
+Cheap: no evaluation. On every change of the crossbar settings (converters, tiles, bit
+slicing, node, ADC type …) or the device, the network is mapped and calibrated on a few
+training images (``calibration_images``; the same path as ``explorer cost``) and the
+cost recomputed – tens of milliseconds for LeNet5. The panes are built once; a change
+only replaces the plot's data and the summary's text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.plotting import figure
+
+from explorer.cost import COMPONENTS, CostReport
+from explorer.crossbar import CrossbarConfig
+from explorer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+COMPONENT_COLORS = {"adc": "#d62728", "dac_wl": "#ff7f0e", "array": "#1f77b4",
+                    "shift_add": "#2ca02c"}
+COMPONENT_LABELS = {"adc": "ADC", "dac_wl": "DAC + word-line drivers", "array": "array read",
+                    "shift_add": "shift-add + accumulation"}
+
+
+class CostPanel(pn.viewable.Viewer):
+    """Energy (pJ per image, stacked by component, per layer), latency, area of ``config``
+    with ``model``'s network; recomputed whenever ``config`` or its device changes."""
+
+    config = param.ClassSelector(class_=CrossbarConfig, doc="The crossbar whose cost is shown.")
+    model = param.String(default="lenet5-mnist", doc="Network name or checkpoint path.")
+    data = param.String(default="", doc="Dataset of the calibration images ('' = the network's).")
+    calibration_images = param.Integer(
+        default=64, bounds=(1, 10000),
+        doc="Training images whose layer inputs give the data-dependent energies.")
+    report = param.Parameter(default=None, doc="The last CostReport (None until computed).")
+    error = param.String(default="", doc="Why the last update failed ('' when it did not).")
+
+    def __init__(self, config: CrossbarConfig | None = None, **params: Any) -> None:
+        super().__init__(config=config if config is not None else CrossbarConfig(), **params)
+        self._loaded: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.source = ColumnDataSource({"layer": [], **{k: [] for k in COMPONENTS}})
+        self.figure = self._figure()
+        self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.config.param.watch(self._changed, [p for p in self.config.param if p != "name"])
+        self.config.device.param.watch(self._changed, [p for p in self.config.device.param
+                                                       if p != "name"])
+        self.param.watch(self._changed, ["model", "data", "calibration_images"])
+        self.update()
+
+    def _figure(self) -> Any:
+        fig = figure(x_range=[], height=260, sizing_mode="stretch_width",
+                     title="Energy per image by component (pJ)", toolbar_location=None,
+                     y_axis_label="pJ per image")
+        renderers = fig.vbar_stack(list(COMPONENTS), x="layer", width=0.7, source=self.source,
+                                   color=[COMPONENT_COLORS[k] for k in COMPONENTS],
+                                   legend_label=[COMPONENT_LABELS[k] for k in COMPONENTS])
+        fig.add_tools(HoverTool(renderers=renderers, tooltips=[
+            ("layer", "@layer"), *[(COMPONENT_LABELS[k], f"@{k}{{0,0.0}} pJ")
+                                   for k in COMPONENTS]]))
+        fig.legend.location = "top_right"
+        fig.legend.label_text_font_size = "8pt"
+        fig.xgrid.grid_line_color = None
+        return fig
+
+    def _changed(self, *events: Any) -> None:
+        for event in events:  # a new device object: watch its parameters instead
+            if event.name == "device" and event.obj is self.config:
+                event.new.param.watch(self._changed, [p for p in event.new.param
+                                                      if p != "name"])
+        self.update()
+
+    def _workload(self) -> tuple[Any, Any]:
+        from explorer.models import network_from_checkpoint, read_named_checkpoint
+        from explorer.workload import calibration_images, default_dataset
+
+        key = (self.model, self.data, self.calibration_images)
+        if key not in self._loaded:
+            ckpt, path = read_named_checkpoint(self.model)
+            model = network_from_checkpoint(ckpt, path).eval()
+            data = self.data or default_dataset(model)
+            images, _ = calibration_images(data, self.calibration_images, download=False)
+            self._loaded = {key: (model, images)}
+        return self._loaded[key]
+
+    def compute(self) -> CostReport:
+        """The cost of the current settings (maps and calibrates the network)."""
+        from explorer.cost import estimate
+        from explorer.crossbar import to_crossbar
+
+        self.config.validate()
+        model, images = self._workload()
+        return estimate(to_crossbar(model, self.config, calibration=images), self.config)
+
+    def update(self) -> None:
+        """Recompute and show; a bad setting shows its one-line message instead."""
+        try:
+            report = self.compute()
+        except (InputError, ValueError) as exc:
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.summary.object = f"**Cost not available:** {self.error}"
+            return
+        self.error = ""
+        self.report = report
+        names = list(report.layers)
+        self.figure.x_range.factors = names
+        self.source.data = {"layer": names, **{k: [report.layers[n].energy_pj[k] for n in names]
+                                               for k in COMPONENTS}}
+        self.summary.object = self._text(report)
+
+    @staticmethod
+    def _text(report: CostReport) -> str:
+        s = report.settings
+        parts = " · ".join(f"{COMPONENT_LABELS[k]} {v:,.1f}"
+                           for k, v in report.energy_breakdown_pj.items())
+        notes = "".join(f"\n\n*{note}*" for note in report.notes)
+        return (f"**{report.energy_pj_per_image:,.1f} pJ per image** ({parts}) · "
+                f"latency **{report.latency_ns_per_image / 1e3:,.2f} µs** · "
+                f"area **{report.area_mm2:.4f} mm²** · **{report.tops_per_w:,.1f} TOPS/W** · "
+                f"{report.tops_per_mm2:,.2f} TOPS/mm²  \n"
+                f"{s['tech_node']} nm, {s['adc_type'].upper()} ADC, {s['cols_per_adc']} "
+                "columns per ADC; DNN+NeuroSim V1.3 component models (buffers, interconnect "
+                f"and leakage not counted; see docs/cost.md){notes}")
+
+    def __panel__(self) -> Any:
+        return pn.Column("### Cost per image", self.summary,
+                         pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
+
+
+__all__ = ["CostPanel"]
