@@ -150,3 +150,28 @@ def test_per_column_conversion_carries_the_same_read_noise(scheme):
     x, y, layer = _reads(scheme, dac_bits=None, adc_bits=16, adc_input="per_column",
                          tile_rows=8, adc_range="fixed")  # full-scale range: no saturation
     np.testing.assert_allclose(y.var(axis=0, ddof=1), _analytic_variance(x, layer), rtol=0.10)
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "grouped"])
+def test_read_noise_on_conv1d_and_grouped_convolutions(kind):
+    """One output position: variance Σ x² (σ w_scale)² (G⁺² + G_ref²) per output channel
+    (offset scheme; a grouped convolution's reference read is drawn per column)."""
+    gen = torch.Generator().manual_seed(0)
+    if kind == "conv1d":
+        layer, x = nn.Conv1d(4, 3, 5, bias=False), torch.rand(1, 4, 5, generator=gen)
+    else:
+        layer, x = nn.Conv2d(4, 6, 2, groups=2, bias=False), torch.rand(1, 4, 2, 2, generator=gen)
+    cfg = CrossbarConfig(device=DeviceModel(levels=16), read_sigma=SIGMA, dac_bits=None,
+                         adc_bits=None, seed=4)
+    analog = to_crossbar(nn.Sequential(layer), cfg)
+    with torch.no_grad():
+        y = analog(x.expand(READS, *x.shape[1:])).double().reshape(READS, -1).numpy()
+    cells = analog.analog_layers()[0][1]
+    s = float(cells.mapping.w_scale)
+    g_pos = cells.g_pos.double().numpy().reshape(y.shape[1], -1)
+    g_ref = float(cells.g_neg.reshape(-1)[0])
+    groups = 2 if kind == "grouped" else 1
+    rows = x.double().numpy().reshape(groups, -1)  # each group's inputs
+    x_rows = np.repeat(rows, y.shape[1] // groups, axis=0)  # the inputs each column sees
+    expected = ((x_rows ** 2) * (SIGMA * s) ** 2 * (g_pos ** 2 + g_ref ** 2)).sum(1)
+    np.testing.assert_allclose(y.var(axis=0, ddof=1), expected, rtol=0.10)
