@@ -8,15 +8,16 @@ deep-copies a model and replaces every Conv1d, Conv2d and Linear called as a lay
 1. the weights are mapped to conductances (:func:`explorer.mapping.map_weights`);
 2. the DAC and ADC ranges are calibrated per layer on a calibration batch, with the
    noise-free mapped weights (design-time calibration: Monte-Carlo trials share them);
-3. the cells are programmed with :class:`explorer.device.NonIdealities` (variation,
-   stuck-at faults) from a seeded generator; :meth:`CrossbarModel.reprogram` redraws
+3. the cells are programmed with :class:`explorer.device.NonIdealities` (programming
+   error, device-to-device spread, stuck-at faults) from a seeded generator, and the
+   converters' offset, gain and INL are drawn; :meth:`CrossbarModel.reprogram` redraws
    this for a new trial without mapping again;
-4. every forward pass reads the cells (read noise redrawn per pass, if set) and runs
-   the tiled crossbar product of :mod:`explorer.tiles` (row chunks, DAC, ADC, digital
-   accumulation, digital bias).
+4. every forward pass runs the tiled crossbar product of :mod:`explorer.tiles` (row
+   chunks, DAC, ADC, digital accumulation, digital bias) with a fresh read-noise draw
+   for every read (:mod:`explorer.readnoise`).
 
-Read noise and variation touch the programmed cells only; the offset scheme's
-reference column is taken as noise-free.
+The offset scheme's reference column is written exactly (no programming error: one
+column per tile, trimmed once) but read with read noise like every other column.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from explorer.converters import AdcErrors, Columns
 from explorer.coverage import analog_children
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import MappingResult, map_weights
 from explorer.nonideal import NonIdealities
+from explorer.readnoise import read_noise_for
 from explorer.settings.crossbar import CrossbarConfig
+from explorer.slicing import SlicedMapping, Slices, slice_weights, sliced_read_noise
 from explorer.swap import swap_modules
 from explorer.tiles import TiledConv1d, TiledConv2d, TiledLayer, TiledLinear
 from explorer.timewires import TimeWires
@@ -42,7 +46,7 @@ from explorer.timewires import TimeWires
 
 def trial_seed(seed: int, trial: int, stream: int = 0) -> int:
     """Seed of Monte-Carlo ``trial`` (0, 1, …) of a configuration ``seed``, per stream
-    (0 programming, 1 read noise): independent streams, reproducible."""
+    (0 programming, 1 read noise, 2 converter errors): independent streams, reproducible."""
     return int(np.random.SeedSequence([int(seed), int(trial), int(stream)]).generate_state(1)[0])
 
 
@@ -71,20 +75,24 @@ class _Programmed:
             self.register_buffer(name, _copy(target))  # type: ignore[attr-defined]
         self.read_generator: torch.Generator | None = None
         self.physics: TimeWires | None = None  # drift and IR drop (explorer.timewires)
+        self.program_pulses = 0
 
     def program(self, generator: torch.Generator | None) -> None:
-        """Draw this trial's programmed conductances (variation, faults) and install them."""
+        """Draw this trial's programmed conductances (programming error, spread, faults)
+        and install them; the pulses it took are counted in ``program_pulses``."""
         m = self.mapping
-        target_pos, target_neg = m.g_pos.to(self.weight.device), m.g_neg.to(self.weight.device)
+        where = self.weight.device  # type: ignore[attr-defined]
+        target_pos, target_neg = m.g_pos.to(where), m.g_neg.to(where)
+        self.program_pulses = 0
         if generator is None:
             self.g_pos, self.g_neg = _copy(target_pos), _copy(target_neg)
         else:
-            self.g_pos = self.nonideal.program(target_pos, self.device, generator).float()
+            self.g_pos = self._program_cells(target_pos, m.indices, generator)
             self.g_neg = _copy(target_neg) if m.neg_is_reference else \
-                self.nonideal.program(target_neg, self.device, generator).float()
+                self._program_cells(target_neg, m.indices_neg, generator)
         if self.physics is not None:  # drift to time_s, wires, compensation
             self.g_pos, self.g_neg = self.physics.program(self, self.g_pos, self.g_neg)
-        self.set_weight(self._to_weight(self.g_pos, self.g_neg))  # type: ignore[attr-defined]
+        self._install(self.g_pos, self.g_neg)
 
     def _to_weight(self, g_pos: Tensor, g_neg: Tensor) -> Tensor:
         """Effective weight of conductances (through the wires, when modelled)."""
@@ -92,14 +100,75 @@ class _Programmed:
             return self.physics.weight(self.mapping, g_pos, g_neg)
         return self.mapping.to_weight(g_pos, g_neg)
 
-    def forward_weight(self) -> Tensor:
-        """Programmed weight, with this pass's read noise if ``read_sigma`` > 0."""
-        if not self.nonideal.read_sigma:
-            return self.weight  # type: ignore[attr-defined]
-        gen = self.read_generator
-        g_pos = self.nonideal.read(self.g_pos, gen)
-        g_neg = self.g_neg if self.mapping.neg_is_reference else self.nonideal.read(self.g_neg, gen)
-        return self._to_weight(g_pos, g_neg)
+    def _program_cells(self, target: Tensor, indices: Tensor | None,
+                       generator: torch.Generator) -> Tensor:
+        """Programmed copy of ``target`` (S); pulses from the level index when the
+        mapping chose levels, else found on the device curve."""
+        pulses = None if indices is None else indices.to(target.device, torch.float32)
+        g, counts = self.nonideal.program_cells(_copy(target), self.device, generator, pulses)
+        self.program_pulses += 0 if counts is None else int(counts.sum())
+        return g.float()
+
+    def _install(self, g_pos: Tensor, g_neg: Tensor) -> None:
+        """Install conductances (S) as the layer's weight and, for per-column ADCs, its
+        physical columns (weight units)."""
+        m = self.mapping
+        self.set_weight(self._to_weight(g_pos, g_neg))  # type: ignore[attr-defined]
+        shape = self.weight.shape  # type: ignore[attr-defined]  # Conv1d: [out, in, 1, k]
+        if isinstance(m, SlicedMapping):
+            shifts = tuple(float(v) for v in m.shifts(g_pos).reshape(-1).tolist())
+            values = m.slice_values(g_pos, g_neg).reshape(len(shifts), *shape)
+            self.slices = Slices(values, shifts)
+        if self.settings.adc_input == "per_column":  # type: ignore[attr-defined]
+            scale = float(m.w_scale)
+            if m.neg_is_reference:
+                self.columns = Columns(scale * g_pos.reshape(shape), None,
+                                       scale * float(g_neg.reshape(-1)[0]))
+            else:
+                self.columns = Columns(scale * g_pos.reshape(shape),
+                                       scale * g_neg.reshape(shape), None)
+
+    def install_nominal(self) -> None:
+        """Install the noise-free mapped conductances (for calibration)."""
+        where = self.weight.device  # type: ignore[attr-defined]
+        self._install(_copy(self.mapping.g_pos.to(where)), _copy(self.mapping.g_neg.to(where)))
+
+    def start_reads(self, generator: torch.Generator) -> None:
+        """Per-read noise of this trial's cells (:mod:`explorer.readnoise`), drawn from
+        ``generator`` (one per trial, on the weights' device)."""
+        m, ni = self.mapping, self.nonideal
+        self.read_generator = generator
+        shape = self.weight.shape  # type: ignore[attr-defined]  # Conv1d: [out, in, 1, k]
+        if isinstance(m, SlicedMapping):
+            k = m.slices
+            self.read_noise = sliced_read_noise(  # type: ignore[attr-defined]
+                m, ni.read_sigma, ni.out_noise, self.g_pos.reshape(k, *shape),
+                self.g_neg.reshape(k, *shape), generator)
+            return
+        g_pos, g_neg = self.g_pos.reshape(shape), self.g_neg.reshape(shape)
+        reference = float(g_neg.reshape(-1)[0]) if m.neg_is_reference else None
+        if m.neg_is_reference and getattr(self, "groups", 1) > 1:
+            # grouped convolution: the reference read is drawn per column, not shared
+            # per column tile (docs/physics.md §3)
+            g_neg, reference = torch.full_like(g_pos, reference), None
+        self.read_noise = read_noise_for(  # type: ignore[attr-defined]
+            ni.read_sigma, ni.out_noise, float(m.w_scale), g_pos,
+            None if reference is not None else g_neg, reference, generator)
+
+    def draw_converters(self, generator: torch.Generator, cfg: CrossbarConfig) -> None:
+        """This trial's ADC offset, gain and INL per converter (none when all σ are 0)."""
+        self.adc_errors = None  # type: ignore[attr-defined]
+        sigmas = (cfg.adc_offset_sigma, cfg.adc_gain_sigma, cfg.adc_inl_sigma)
+        if cfg.adc_bits is None or not any(sigmas):
+            return
+        out = self.out_features  # type: ignore[attr-defined]
+        converted = out * cfg.weight_slices
+        if cfg.adc_input == "per_column":
+            converted += out if not self.mapping.neg_is_reference else \
+                -(-out // cfg.tile_cols)
+        self.adc_errors = AdcErrors.draw(  # type: ignore[attr-defined]
+            self.plan.count, converted, *sigmas, generator,  # type: ignore[attr-defined]
+            self.weight.device)  # type: ignore[attr-defined]
 
     def extra_repr(self) -> str:
         """The tiles and converters (:meth:`TiledLayer.extra_repr`), then the mapping:
@@ -182,16 +251,17 @@ class CrossbarModel(nn.Module):
         seed = self.config.seed if seed is None else seed
         where = self._where()
         nonideal = self.config.nonidealities()
-        draws = nonideal.prog_sigma or nonideal.stuck_at_gmin or nonideal.stuck_at_gmax
         prog = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 0)) \
-            if draws else None
+            if nonideal.draws_programming(self.config.device) else None
         read = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 1))
         drift = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 2))
+        adc = torch.Generator(device=where).manual_seed(trial_seed(seed, trial, 3))
         for _, layer in self.analog_layers():
             if layer.physics is not None:
                 layer.physics.generator = drift
             layer.program(prog)
-            layer.read_generator = read
+            layer.start_reads(read)
+            layer.draw_converters(adc, self.config)
         self.trial, self.seed = trial, seed
 
     def set_time(self, time_s: float) -> None:
@@ -203,7 +273,9 @@ class CrossbarModel(nn.Module):
         for _, layer in self.analog_layers():
             if layer.physics is not None:
                 layer.g_pos, layer.g_neg = layer.physics.evolve(layer, time_s)
-                layer.set_weight(layer._to_weight(layer.g_pos, layer.g_neg))
+                layer._install(layer.g_pos, layer.g_neg)
+                if layer.read_generator is not None:  # read noise of the drifted cells
+                    layer.start_reads(layer.read_generator)
 
     @property
     def input_planes(self) -> int:
@@ -232,8 +304,10 @@ class CrossbarModel(nn.Module):
         """Hardware counts per layer and their totals (tiles, cells, ADC conversions and DAC
         cycles per image); per-image counts come from the calibration batch's shape."""
         layers = {name: layer.counters() for name, layer in self.analog_layers()}
+        for name, layer in self.analog_layers():
+            layers[name]["program_pulses"] = layer.program_pulses
         keys = ("tiles", "cells", "adc_conversions", "dac_cycles", "row_activations",
-                "shift_adds")
+                "shift_adds", "program_pulses")
         total = {key: int(sum(c[key] for c in layers.values())) for key in keys}
         return {"layers": layers, "total": total}
 
@@ -256,12 +330,16 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
         raise InputError(f"cfg: expected a CrossbarConfig, got {type(cfg).__name__}")
     if not isinstance(model, nn.Module):
         raise InputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    cfg.validate()
     settings = cfg.tile_settings()
     nonideal = cfg.nonidealities()
     needs_ranges = cfg.dac_bits is not None or cfg.adc_bits is not None
     if needs_ranges and calibration is None:
         raise InputError("calibration: images are needed to set the DAC/ADC ranges "
                          "(dac_bits/adc_bits are not None); pass calibration=images")
+    if cfg.out_noise and calibration is None:
+        raise InputError("calibration: out_noise is a fraction of the full-scale partial sum, "
+                         "which needs the input range; pass calibration=images")
     books = codebooks if codebooks is not None and cfg.mapping == "generalized" else {}
     network = copy.deepcopy(model).eval()
 
@@ -273,9 +351,21 @@ def to_crossbar(model: nn.Module, cfg: CrossbarConfig, calibration: Tensor | Non
             return None
         codebook = books.get(name)
         weight: Tensor = child.weight  # type: ignore[assignment]
-        mapped = map_weights(weight.detach(), cfg.device, method=cfg.mapping,
-                             scheme=cfg.scheme, scale=cfg.scale,
-                             codebook=None if codebook is None else codebook.to(weight.device))
+        if getattr(child, "groups", 1) > 1 and (cfg.weight_slices > 1 or
+                                                cfg.adc_input == "per_column"):
+            raise InputError(f"{name}: a grouped convolution (groups={child.groups}) with "
+                             "adc_input='per_column' or weight_slices > 1 is not modelled; "
+                             "use adc_input='differential' and weight_slices=1")
+        if cfg.weight_slices > 1:
+            mapped: MappingResult = slice_weights(
+                weight, cfg.device, cfg.weight_slices, cfg.bits_per_cell, cfg.weight_bits,
+                method=cfg.mapping, scheme=cfg.scheme)
+        else:
+            mapped = map_weights(weight.detach(), cfg.device, method=cfg.mapping,
+                                 scheme=cfg.scheme, scale=cfg.scale,
+                                 codebook=None if codebook is None else
+                                 codebook.to(weight.device),
+                                 snap=cfg.snap_codebook and cfg.mapping == "generalized")
         kind = next(kind for base, kind in _ANALOG_KINDS.items() if isinstance(child, base))
         layer = kind.from_layer(child, settings, weight=mapped.w_hat, name=name)  # type: ignore[arg-type]
         layer._attach(mapped, nonideal, cfg.device)
@@ -307,12 +397,11 @@ def calibrate(analog: CrossbarModel, images: Tensor) -> None:
     if images.shape[0] < 1:
         raise InputError("calibration: needs at least one image")
     layers = [layer for _, layer in analog.analog_layers()]
-    where = analog._where()
     for layer in layers:
-        layer.set_weight(layer.mapping.w_hat.to(where))
+        layer.install_nominal()
         layer.calibrating = True
     try:
-        analog(images.to(where))
+        analog(images.to(analog._where()))
     finally:
         for layer in layers:
             layer.calibrating = False

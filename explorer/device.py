@@ -5,15 +5,17 @@ nonlinear model gives (DESIGN.md §1)
 
     G(p) = B · (1 − exp(−p / A)) + Gmin,   B = (Gmax − Gmin) / (1 − exp(−P / A)),   A = a(NL) · P
 
-with a(NL) from NeuroSim's table (``assets/device_presets.json``), interpolated as
-log a against log NL between rows. Conventions decided here:
+with a(NL) solved from NeuroSim's definition of the nonlinearity label (the largest gap
+between the normalised curve and the straight line, :data:`NL_GAP` · NL), which
+reproduces NeuroSim's 0.01 … 9.00 table. Conventions decided here:
 
 * NL = 0 is the linear limit G(p) = Gmin + (Gmax − Gmin) · p / P (the formula tends to it).
 * Negative NL is the mirrored curve (NeuroSim's depression labels): small steps near
   Gmin, big steps near Gmax, G_NL<0(p) = Gmin + Gmax − G_|NL|(P − p).
-* Beyond the table (0 < |NL| < 0.01 or |NL| > 6.01) a(NL) is extrapolated log-log with
-  the end rows' slope; below 0.01 this is a·NL → 1.26, i.e. smoothly towards linear.
-  |NL| is bounded by ``NL_LIMIT`` (10) through the parameter bounds.
+* Below NeuroSim's table (|NL| < 0.01) the same definition gives a·NL → 1/(8·NL_GAP)
+  = 1.263, smoothly towards linear. |NL| is bounded by ``NL_LIMIT`` = 9, the table's
+  end (the gap is then 0.89 of the range: beyond it the curve is nearly a step and its
+  top levels coincide in float64).
 
 Other curve sources: a measured table (:meth:`DeviceModel.from_table`,
 :meth:`DeviceModel.from_csv`; the table's distinct conductances *are* the levels, so
@@ -49,8 +51,8 @@ from explorer.device_csv import (  # noqa: F401  (re-exported: the CSV reader's 
 from explorer.errors import InputError
 from explorer.paths import assets_dir
 
-NL_LIMIT = 10.0
-"""Largest |NL| accepted (parameter bounds); a(NL) is extrapolated beyond the table's 6.01."""
+NL_LIMIT = 9.0
+"""Largest |NL| accepted (parameter bounds); NeuroSim's table stops at 9.00."""
 MIN_LEVELS, MAX_LEVELS = 2, 1024
 
 
@@ -67,27 +69,45 @@ _PRESET_FILE = _load_preset_file()
 PRESETS: dict[str, dict] = _PRESET_FILE["presets"]
 """Device presets by name: g_min, g_max (S), levels, nonlinearity (LTP/LTD), c2c_sigma, source."""
 NL_TABLE: dict[str, Any] = _PRESET_FILE["nonlinearity_table"]
-"""NeuroSim's a(NL) rows: ``nl`` and ``a`` lists plus ``source``."""
+"""Check rows of NeuroSim's a(NL) table: ``nl`` and ``a`` lists (NeuroSim's printed
+values) plus ``source``; :func:`a_of_nl` solves the relation instead of interpolating."""
 
-_LOG_NL = np.log(np.asarray(NL_TABLE["nl"], dtype=np.float64))
-_LOG_A = np.log(np.asarray(NL_TABLE["a"], dtype=np.float64))
+NL_GAP = 0.07 * np.sqrt(2.0)
+"""Largest vertical gap between the normalised curve and the straight line per unit NL:
+NeuroSim's a(NL) table (NL 0.01 … 9.00, step 0.01) satisfies ``max_x (f(x) − x) =
+NL_GAP · NL`` to its printed 6 decimals (found by fitting all 900 entries; largest
+relative difference 2e-5, from the table's rounding)."""
+
+
+def _curve_gap(a: np.ndarray) -> np.ndarray:
+    """max over x ∈ [0, 1] of f(x) − x for the saturating curve f(x) = (1 − e^(−x/a)) /
+    (1 − e^(−1/a)), in closed form (f'(x*) = 1 at x* = −a · ln(a · (1 − e^(−1/a))))."""
+    den = -np.expm1(-1.0 / a)
+    x_star = -a * np.log(a * den)
+    return -np.expm1(-x_star / a) / den - x_star
 
 
 def a_of_nl(nl: float | np.ndarray) -> np.ndarray:
     """NeuroSim's normalised time constant a(|NL|) (A = a · (levels − 1)); inf at NL = 0.
 
-    Log-log linear interpolation between table rows, log-log extrapolation with the end
-    rows' slopes beyond them. Vectorised over ``nl``.
+    Solves NeuroSim's definition ``max_x (f(x) − x) = NL_GAP · |NL|`` (see
+    :data:`NL_GAP`) by bisection in log a; below |NL| = 1e-4 the series ``gap = 1/(8a)``
+    (exact to 1e-8). Equals NeuroSim's getParamA table at every NL 0.01 … 9.00 within
+    its 6 printed decimals. Vectorised over ``nl``.
     """
     x = np.abs(np.asarray(nl, dtype=np.float64))
     if np.any(x > NL_LIMIT) or not np.all(np.isfinite(x)):
         raise InputError(f"nonlinearity: |NL| must be finite and at most {NL_LIMIT}; got {nl}")
-    with np.errstate(divide="ignore"):
-        lx = np.log(x)
-    seg = np.clip(np.searchsorted(_LOG_NL, lx) - 1, 0, len(_LOG_NL) - 2)
-    slope = (_LOG_A[seg + 1] - _LOG_A[seg]) / (_LOG_NL[seg + 1] - _LOG_NL[seg])
-    with np.errstate(invalid="ignore", over="ignore"):
-        out = np.exp(_LOG_A[seg] + slope * (lx - _LOG_NL[seg]))
+    target = NL_GAP * x
+    lo = np.full(x.shape, np.log(1e-6))
+    hi = np.full(x.shape, np.log(1e5))
+    for _ in range(80):  # gap falls with a: bisection on log a to ~1e-16 relative
+        mid = 0.5 * (lo + hi)
+        above = _curve_gap(np.exp(mid)) > target
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    with np.errstate(divide="ignore", over="ignore"):  # NL → 0: a → inf (the linear limit)
+        series = 1.0 / (8.0 * target)
+    out = np.where(x < 1e-4, series, np.exp(0.5 * (lo + hi)))
     return np.where(x == 0, np.inf, out)
 
 
@@ -174,7 +194,7 @@ class DeviceModel(_SelfValidating):
         default=0.0, bounds=(-NL_LIMIT, NL_LIMIT), softbounds=(-6.01, 6.01),
         label="Nonlinearity (LTP)",
         doc="Potentiation NL label of NeuroSim's model: 0 linear, > 0 saturating, "
-            "< 0 mirrored; a(NL) extrapolated log-log beyond the table's 0.01 … 6.01.")
+            "< 0 mirrored; a(NL) from NeuroSim's definition (its table covers 0.01 … 9).")
     nonlinearity_ltd = param.Number(
         default=0.0, bounds=(-NL_LIMIT, NL_LIMIT), softbounds=(-6.01, 6.01),
         label="Nonlinearity (LTD)",
@@ -184,8 +204,8 @@ class DeviceModel(_SelfValidating):
         doc="Depression pulse count + 1 for depression_curve(); None: same as levels.")
     c2c_sigma = param.Number(
         default=0.0, bounds=(0, None), softbounds=(0, 0.2), label="Cycle-to-cycle σ",
-        doc="Cycle-to-cycle write variation as a fraction of (g_max − g_min), from the preset; "
-            "informational: NonIdealities.prog_sigma sets what the simulator draws.")
+        doc="Cycle-to-cycle write variation σ per pulse as a fraction of (g_max − g_min), "
+            "from the preset; drawn when prog_model is 'c2c' or 'write_verify'.")
     preset = param.String(
         default="", label="Preset", doc="Name of the preset this device started from ('' custom).")
     citation = param.String(
@@ -196,6 +216,11 @@ class DeviceModel(_SelfValidating):
     table = param.Array(
         default=None, precedence=-1, label="Measured levels (S)",
         doc="Sorted distinct measured conductances, Siemens (source='table').")
+    level_std = param.Array(
+        default=None, precedence=-1, label="Level σ (S)",
+        doc="Measured σ of each level's conductance, Siemens, one per level in increasing "
+            "order (a CSV's conductance_std column or repeated measurements per level); "
+            "drives prog_model='measured'.")
     table_pulses = param.Array(
         default=None, precedence=-1, label="Measured pulses",
         doc="Pulse numbers of the measured CSV rows, if the file had them (plotting only).")
@@ -206,7 +231,8 @@ class DeviceModel(_SelfValidating):
         default=None, precedence=-1, label="Curve points: conductance (S)",
         doc="Conductances of the drawn curve's points, Siemens, increasing (source='points').")
 
-    _checked = ("g_min", "g_max", "levels", "source", "table", "points_pulses", "points_g")
+    _checked = ("g_min", "g_max", "levels", "source", "table", "points_pulses", "points_g",
+                "level_std")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -232,6 +258,13 @@ class DeviceModel(_SelfValidating):
                 raise InputError(
                     f"g_min/g_max: a measured table defines them ({self.table[0]:.4g} … "
                     f"{self.table[-1]:.4g} S); load another table to change them")
+        if self.level_std is not None:
+            std = np.asarray(self.level_std)
+            if std.ndim != 1 or std.size != self.levels:
+                raise InputError(f"level_std: {std.size} value(s) for {self.levels} levels; one "
+                                 "σ per level is needed (in increasing level order)")
+            if not (np.isfinite(std).all() and (std >= 0).all()):
+                raise InputError("level_std: every σ must be finite and >= 0 S")
         if self.source == "points" and (self.points_pulses is None or self.points_g is None):
             raise InputError("source: 'points' needs curve points; use DeviceModel.from_points "
                              "or dev.set_points(pulses, conductances)")
@@ -305,12 +338,15 @@ class DeviceModel(_SelfValidating):
         return np.clip(out, 0.0, 1.0)  # PCHIP is monotone: this only trims float rounding
 
     # ---- alternative sources ----------------------------------------------------------
-    def set_table(self, conductances: Any, pulses: Any = None) -> DeviceModel:
-        """Use measured conductances (Siemens, any order, duplicates removed) as the levels."""
+    def set_table(self, conductances: Any, pulses: Any = None,
+                  level_std: Any = None) -> DeviceModel:
+        """Use measured conductances (Siemens, any order, duplicates removed) as the levels;
+        ``level_std``: their σ (S) in increasing conductance order, or None."""
         g = _clean_table(conductances)
         self.param.update(source="table", table=g, levels=int(g.size), g_min=float(g[0]),
                           g_max=float(g[-1]),
-                          table_pulses=None if pulses is None else np.asarray(pulses, float))
+                          table_pulses=None if pulses is None else np.asarray(pulses, float),
+                          level_std=None if level_std is None else np.asarray(level_std, float))
         return self
 
     def set_points(self, pulses: Any, conductances: Any) -> DeviceModel:
@@ -364,6 +400,10 @@ class DeviceModel(_SelfValidating):
                                  f"({MAX_CSV_BYTES:,} bytes) is accepted")
             data = path.read_bytes()
         table = parse_device_csv(data)
+        if table.std is not None:
+            order = np.argsort(table.conductance, kind="stable")
+            return cls.from_table(table.conductance[order], level_std=table.std[order],
+                                  **params)
         return cls.from_table(table.conductance, pulses=table.pulse, **params)
 
     @classmethod

@@ -5,6 +5,14 @@ Format (``parse_device_csv``): UTF-8 text, a header row, one value column named
 (ohm, converted to 1/R), an optional ``pulse`` column (kept for plotting), other columns
 ignored; comma, semicolon or tab separated; at most 1 MB and 100,000 data rows. Row
 numbers in messages are line numbers in the file (the header is row 1).
+
+Measured per-level statistics, one of:
+
+* a ``conductance_std`` (S) or ``conductance_std_uS`` column beside the value column:
+  each row is one level, its mean and its σ (≥ 0);
+* a ``level`` column (integer label): repeated measurements of each level; a level's
+  conductance is the mean of its rows and its σ their sample standard deviation
+  (at least 2 rows per level).
 """
 
 from __future__ import annotations
@@ -22,15 +30,20 @@ MAX_CSV_BYTES = 1_000_000
 MAX_CSV_ROWS = 100_000
 CSV_VALUE_COLUMNS = {"conductance": 1.0, "conductance_us": 1e-6, "resistance_ohm": None}
 """Accepted value columns (case-insensitive) and their factor to Siemens (None: 1/value)."""
+CSV_STD_COLUMNS = {"conductance_std": 1.0, "conductance_std_us": 1e-6}
+"""Accepted per-level σ columns (case-insensitive) and their factor to Siemens."""
 
 
 @dataclass(frozen=True)
 class DeviceTable:
-    """A parsed device CSV: conductances (Siemens, file order), optional pulse numbers."""
+    """A parsed device CSV: conductances (Siemens, file order), optional pulse numbers;
+    with per-level statistics, ``std`` (Siemens) beside each conductance (one row per
+    level; a ``level`` column's groups are reduced to their mean and σ)."""
 
     conductance: np.ndarray
     pulse: np.ndarray | None
     column: str
+    std: np.ndarray | None = None
 
 
 def _format_column_help() -> str:
@@ -113,9 +126,23 @@ def parse_device_csv(data: bytes) -> DeviceTable:
     if len(pulse_cols) > 1:
         raise InputError("device CSV: more than one 'pulse' column")
     pulse_idx = pulse_cols[0] if pulse_cols else None
+    std_cols = [i for i, n in enumerate(names) if n in CSV_STD_COLUMNS]
+    level_cols = [i for i, n in enumerate(names) if n == "level"]
+    if len(std_cols) + len(level_cols) > 1:
+        found = [header[i] for i in std_cols + level_cols]
+        raise InputError(f"device CSV: per-level statistics come from one column, "
+                         f"conductance_std, conductance_std_uS or level; found {found}")
+    std_idx = std_cols[0] if std_cols else None
+    level_idx = level_cols[0] if level_cols else None
+    if (std_idx is not None or level_idx is not None) and names[value_idx] == "resistance_ohm":
+        raise InputError("device CSV: per-level statistics need a conductance or "
+                         "conductance_uS value column, not resistance_ohm")
 
     values: list[float] = []
     pulses: list[float] = []
+    stds: list[float] = []
+    labels: list[tuple[float, int]] = []
+    rows: list[int] = []
     for cells in reader:
         if not any(c.strip() for c in cells):
             continue
@@ -125,20 +152,67 @@ def parse_device_csv(data: bytes) -> DeviceTable:
                              "at most 100,000 are accepted")
         cell = cells[value_idx] if value_idx < len(cells) else ""
         values.append(_parse_cell(cell, row, value_name, positive=True))
+        rows.append(row)
         if pulse_idx is not None:
             cell = cells[pulse_idx] if pulse_idx < len(cells) else ""
             pulses.append(_parse_cell(cell, row, header[pulse_idx], positive=False))
+        if std_idx is not None:
+            cell = cells[std_idx] if std_idx < len(cells) else ""
+            stds.append(_parse_cell(cell, row, header[std_idx], positive=False))
+        if level_idx is not None:
+            cell = cells[level_idx] if level_idx < len(cells) else ""
+            labels.append((_parse_cell(cell, row, header[level_idx], positive=False), row))
     if not values:
         raise InputError(f"device CSV: no data rows below the header (column {value_name!r})")
     raw = np.asarray(values, dtype=np.float64)
     factor = CSV_VALUE_COLUMNS[names[value_idx]]
     g = 1.0 / raw if factor is None else raw * factor
+    std = None
+    if std_idx is not None:
+        std = np.asarray(stds, dtype=np.float64) * CSV_STD_COLUMNS[names[std_idx]]
+        _check_distinct_levels(g, header[value_idx], rows)
+    if level_idx is not None:
+        g, std = _group_levels(g, labels, header[level_idx])
+        pulses = []
     distinct = np.unique(g).size
     if distinct < MIN_LEVELS:
         raise InputError(f"device CSV: column {value_name!r} has {distinct} distinct value(s); "
                          f"at least {MIN_LEVELS} distinct conductance levels are needed")
-    pulse_arr = np.asarray(pulses, dtype=np.float64) if pulse_idx is not None else None
-    return DeviceTable(conductance=g, pulse=pulse_arr, column=value_name)
+    pulse_arr = np.asarray(pulses, dtype=np.float64) if pulses else None
+    return DeviceTable(conductance=g, pulse=pulse_arr, column=value_name, std=std)
+
+
+def _check_distinct_levels(g: np.ndarray, column: str, rows: list[int]) -> None:
+    """With a σ column every row is one level: two rows with one mean are ambiguous."""
+    order = np.argsort(g, kind="stable")
+    same = np.flatnonzero(np.diff(g[order]) == 0)
+    if same.size:
+        first, second = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+        raise InputError(f"device CSV: rows {rows[first]} and {rows[second]}, column "
+                         f"{column!r}: two levels with the "
+                         f"same conductance {g[order[same[0]]]:.4g} S; with a σ column every "
+                         "row is one level")
+
+
+def _group_levels(g: np.ndarray, labels: list[tuple[float, int]],
+                  column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample σ (S) of the repeated measurements of each ``level`` label."""
+    groups: dict[float, list[int]] = {}
+    for i, (label, row) in enumerate(labels):
+        if not float(label).is_integer():
+            raise InputError(f"device CSV: row {row}, column {column!r}: {label:g} is not an "
+                             "integer level label")
+        groups.setdefault(label, []).append(i)
+    means, stds = [], []
+    for label, members in sorted(groups.items()):
+        if len(members) < 2:
+            raise InputError(f"device CSV: row {labels[members[0]][1]}, column {column!r}: "
+                             f"level {label:g} has 1 measurement; repeated measurements need "
+                             "at least 2 per level for a σ")
+        values = g[members]
+        means.append(float(values.mean()))
+        stds.append(float(values.std(ddof=1)))
+    return np.asarray(means), np.asarray(stds)
 
 
 def parse_conductance_csv(data: bytes) -> np.ndarray:

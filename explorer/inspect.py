@@ -135,7 +135,8 @@ def layer_report(name: str, layer: Any, float_layer: nn.Module, x: Tensor, bins:
     out["partial_sums"] = _histogram(sums, adc_range, bins)
     del sums
     y = float_layer(x)
-    read = layer.forward_weight()  # this read's weights (read noise drawn once)
+    read = layer.forward_weight()  # the programmed weights; per-read noise is drawn inside
+    # the tiled pass, so the "converters" share below includes read and output noise
     shape = float_layer.weight.shape
     y_cells = torch.func.functional_call(float_layer, {"weight": read.reshape(shape)}, (x,))
     layer.forward_weight = lambda: read  # the tiled pass reads the same cells

@@ -13,7 +13,9 @@ with d_k the device's normalised levels. Methods:
 * ``linear`` – the level a linear device would need (nearest k/(L−1)); realises d_k.
 * ``min_error`` – the nearest achievable value (minimum-error substitution).
 * ``generalized`` – a free per-layer codebook of L values (Lloyd-Max), each written by
-  write-verify to a conductance on the continuous range [G_0, G_{L−1}].
+  write-verify to a conductance on the continuous range [G_0, G_{L−1}]; with
+  ``snap=True`` each codebook value is moved to the nearest value the device's levels
+  realise (so nonlinearity matters again, and it compares with ``min_error``).
 * ``exact`` – no level quantization (analog reference; only ``clip`` changes w).
 
 ``scale="max"`` uses w_max = max |w| (or the ``clip`` percentile of |w|);
@@ -97,7 +99,7 @@ class MappingResult:
         """
         if not isinstance(bins, int) or bins < 1:
             raise InputError(f"bins: must be an integer >= 1, got {bins!r}")
-        e = self.error.reshape(-1).float()
+        e = self.error.reshape(-1).double()  # float64 bins: the same edges as numpy
         if range is None:
             m = float(e.abs().max()) if e.numel() else 0.0
             lo, hi = -(m or 1e-12), (m or 1e-12)
@@ -393,11 +395,15 @@ def _check_codebook(codebook: Any, where: torch.device) -> torch.Tensor:
 
 def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
                 scheme: str = "offset", scale: str = "max", clip: float | None = None,
-                codebook: torch.Tensor | None = None) -> MappingResult:
+                codebook: torch.Tensor | None = None, snap: bool = False) -> MappingResult:
     """Write the weights ``w`` (any shape) into ``device``'s conductances; see module doc.
 
     ``clip``: percentile of |w| in (0, 100] used as w_max (weights beyond are clipped);
-    ``codebook``: a given set of weight values for ``generalized`` instead of Lloyd-Max.
+    ``codebook``: a given set of weight values for ``generalized`` instead of Lloyd-Max;
+    ``snap`` (``generalized`` only): move each codebook value to the nearest value the
+    device's levels can realise in ``scheme`` (scale w_max = max |codebook|), so the
+    codebook is written to discrete levels like ``min_error`` instead of to any
+    conductance in [G_0, G_{L−1}].
     """
     _check_choice("method", method, METHODS)
     _check_choice("scheme", scheme, SCHEMES)
@@ -408,6 +414,8 @@ def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
         raise InputError(f"clip: must be a percentile in (0, 100] or None, got {clip!r}")
     if codebook is not None and method != "generalized":
         raise InputError(f"codebook: only used by method='generalized', not {method!r}")
+    if snap and method != "generalized":
+        raise InputError(f"snap: only used by method='generalized', not {method!r}")
     if not isinstance(w, torch.Tensor):
         w = torch.as_tensor(w, dtype=torch.float32)
     w = w.detach()
@@ -436,11 +444,27 @@ def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
         if method == "generalized":
             cb = (_check_codebook(codebook, where) if codebook is not None
                   else lloyd_max(clipped, device.levels))
-            target = cb[_nearest(clipped, _midpoints(cb))]
             s = max(float(cb.abs().max()), MIN_SCALE)
+            if snap:
+                table = _level_table(device, scheme, "min_error", where)
+                snapped = torch.unique(_nearest(cb / s, table.mids))  # ascending values
+                cb = table.values[snapped] * s
+                idx = snapped[_nearest(clipped, _midpoints(cb))]
+                indices = table.pos[idx]
+                g_pos = levels.g[indices]
+                if scheme == "offset":
+                    w_scale = 2.0 * s / levels.span
+                    g_neg = torch.full_like(g_pos, levels.reference)
+                else:
+                    w_scale = s / levels.span
+                    indices_neg = table.neg[idx]
+                    g_neg = levels.g[indices_neg]
+            else:
+                target = cb[_nearest(clipped, _midpoints(cb))]
         else:
             target = clipped
-        g_pos, g_neg, w_scale = _continuous_conductances(target, s, scheme, levels)
+        if not (method == "generalized" and snap):
+            g_pos, g_neg, w_scale = _continuous_conductances(target, s, scheme, levels)
 
     w_hat = w_scale * (g_pos - g_neg)
     return MappingResult(

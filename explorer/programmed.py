@@ -259,7 +259,9 @@ def install_programmed(analog: Any, folder: str | Path,
         layer.dac_range.fill_(dac_range)
         layer.adc_range.fill_(adc_range)
         layer.signed_input = signed
-        layer.set_weight(layer.mapping.to_weight(layer.g_pos, layer.g_neg))
+        layer._install(layer.g_pos, layer.g_neg)  # weight, per-column columns, slices
+        if layer.read_generator is not None:  # per-read noise of the installed cells
+            layer.start_reads(layer.read_generator)
 
 
 class TrialBuilder:

@@ -26,6 +26,10 @@ realised ``w_scale · (G⁺ − G⁻)``) and computes what a tiled crossbar read
   calibration batch, its ``percentile``, or ``fixed``: a fraction of the full-scale sum
   (all used rows of the largest chunk at full input and full weight).
   ``adc_bits = None`` is an ideal converter; chunking is then exact and skipped.
+* Per-read noise (:mod:`explorer.readnoise`): a fresh draw for every partial sum before
+  the ADC (with an ideal ADC, summed over chunks and planes in closed form).
+  ``adc_input = "per_column"`` and bit slicing convert several physical columns per
+  weight (:mod:`explorer.converters`).
 * Partial sums are accumulated digitally (shift-add over bit-planes), bias added.
 
 Columns are independent, so column tiles (``tile_cols``) only change the counters.
@@ -42,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explorer.errors import InputError
-from explorer.settings.converters import ADC_RANGES, MAX_BITS
+from explorer.settings.converters import ADC_INPUTS, ADC_RANGES, MAX_BITS
 
 _PERCENTILE_SAMPLE = 1 << 22  # partial sums used for a percentile (strided subsample above)
 _NARROW_COLUMNS = 32  # up to this many columns, chunk sums are a matrix product
@@ -65,6 +69,8 @@ class TileSettings:
     adc_fixed_range: float = 1.0
     bit_serial: bool = False
     cells_per_weight: int = 1
+    adc_input: str = "differential"
+    weight_slices: int = 1
 
     def __post_init__(self) -> None:
         _check_int("tile_rows", self.tile_rows, 1, None)
@@ -83,6 +89,8 @@ class TileSettings:
         if self.bit_serial and self.dac_bits is None:
             raise InputError("bit_serial: bit-serial inputs need dac_bits (1 … 16), not None")
         _check_int("cells_per_weight", self.cells_per_weight, 1, 2)
+        if self.adc_input not in ADC_INPUTS:
+            raise InputError(f"adc_input: {self.adc_input!r} is not one of {list(ADC_INPUTS)}")
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
@@ -225,8 +233,10 @@ class TiledLayer(nn.Module):
 
     ``weight`` (buffer) is the effective analog weight in weight units; install a new
     one with :meth:`set_weight`. Ranges come from :meth:`calibrate` (or a forward pass
-    with ``calibrating = True``). Subclasses override :meth:`forward_weight` to inject
-    per-read noise.
+    with ``calibrating = True``). Per-read noise (``read_noise``,
+    :mod:`explorer.readnoise`) is added to every chunk's partial sums before the ADC;
+    ``columns`` (per-column ADC input) and ``slices`` (bit slicing) hand the conversion
+    to :mod:`explorer.converters`.
     """
 
     weight: Tensor
@@ -248,6 +258,11 @@ class TiledLayer(nn.Module):
         self.calibrated = False
         self.calibrating = False
         self.positions = 0  # output positions per image (H'·W'; 1 for Linear), from calibration
+        self.full_scale = 0.0  # full-scale partial sum (weight × input units), from calibration
+        self.read_noise: Any = None  # explorer.readnoise.ReadNoise: per-read noise, or None
+        self.columns: Any = None  # explorer.converters.Columns: per_column ADC input
+        self.adc_errors: Any = None  # explorer.converters.AdcErrors: this trial's converters
+        self.slices: Any = None  # explorer.slicing.Slices: bit-sliced columns, or None
         self.input_stats: dict[str, Tensor] = {}  # per word line, from calibration (cost)
         self.output_scale: Tensor | None = None  # digital rescaling of ADC codes per column
         self._cache: dict[str, Any] = {}
@@ -263,7 +278,8 @@ class TiledLayer(nn.Module):
         self._cache.clear()
 
     def forward_weight(self) -> Tensor:
-        """The weight used by one forward pass (override to add read noise)."""
+        """The weight used by one forward pass (the programmed weight; read noise is drawn
+        per read on the partial sums, not on the weight)."""
         return self.weight
 
     def _input_width(self) -> int:
@@ -372,6 +388,8 @@ class TiledLayer(nn.Module):
         self.dac_range.fill_(float(x.abs().max()) if x.numel() else 0.0)
         self.positions = self._positions(x)
         self._cache.clear()
+        self.full_scale = self._full_scale(
+            self.weight if self.slices is None else self.slices.stacked)
         self.input_stats = self._input_stats(x)
         out = self._run(x, self.weight, calibrate=True)
         self.calibrated = True
@@ -420,31 +438,67 @@ class TiledLayer(nn.Module):
         sums, coeffs = self._sums(x, self.weight if weight is None else weight, cached=False)
         return sums.permute(1, 0, 2, 3), coeffs
 
-    def _sums(self, x: Tensor, weight: Tensor, cached: bool) -> tuple[Tensor, Tensor]:
+    def _sums(self, x: Tensor, weight: Tensor, cached: bool,
+              planes: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """Partial sums ``[M, P, n, O]`` (contiguous): in ADC steps when ``cached`` (the
-        calibrated, cached weight), else in weight × input units."""
-        planes, coeffs = self._planes(self._prepare(x))
+        calibrated, cached weight), else in weight × input units. ``planes``: the
+        output of ``self._planes(self._prepare(x))`` if already computed."""
+        planes, coeffs = planes if planes is not None else self._planes(self._prepare(x))
         n_planes = coeffs.numel()
         grouped = self._cached_grouped(weight, n_planes) if cached else \
             self._grouped(weight * self._dac_step(), n_planes)
         sums = self._psums(planes, grouped, n_planes)
         return sums.view(sums.shape[0], n_planes, self.plan.count, -1), coeffs
 
+    def _noise(self) -> Any:
+        noise = self.read_noise
+        return noise if noise is not None and noise.active else None
+
     def _run(self, x: Tensor, weight: Tensor, calibrate: bool) -> Tensor:
+        from explorer import converters, readnoise
+
         s = self.settings
+        noise = None if calibrate else self._noise()
         if s.adc_bits is None:  # ideal ADC: chunks and planes add up exactly, skip them
             scaled = weight if s.dac_bits is None else weight * self._dac_step()
-            return self._full(self._codes(x), scaled)
+            codes = self._codes(x)
+            out = self._full(codes, scaled)
+            if noise is not None:
+                out = out + readnoise.summed_noise(self, codes, noise)
+            return out
+        if s.adc_input == "per_column":
+            return converters.per_column_run(self, x, calibrate, noise)
+        if self.slices is not None:
+            return converters.sliced_run(self, x, calibrate, noise)
         if calibrate:
             sums, coeffs = self._sums(x, weight, cached=False)
             self.adc_range.fill_(self._calibrated_adc_range(sums, weight))
             sums.div_(self._adc_step())
+        elif noise is not None:
+            planes = self._planes(self._prepare(x))
+            sums, coeffs = self._sums(x, weight, cached=True, planes=planes)
+            readnoise.add_chunk_noise_(self, sums, planes[0], noise)
         else:
             sums, coeffs = self._sums(x, weight, cached=True)
-        adc_quantize_(sums, int(s.adc_bits))
+        if self.adc_errors is not None and not calibrate:
+            self.adc_errors.apply_(sums, int(s.adc_bits))
+        else:
+            adc_quantize_(sums, int(s.adc_bits))
         if self.output_scale is not None and not calibrate:  # digital, e.g. drift compensation
             sums.mul_(self.output_scale)
         return self._unrows(self._accumulate(sums, coeffs, self._adc_step()), x.shape[0], x)
+
+    def _full_scale(self, weight: Tensor) -> float:
+        """The full-scale partial sum (weight × input units): all used rows of the largest
+        chunk at full input (one bit plane when bit-serial) and full |weight|."""
+        s = self.settings
+        if s.bit_serial:
+            per_row = self._dac_step()
+        elif s.dac_bits is None:
+            per_row = float(self.dac_range)
+        else:
+            per_row = self._dac_step() * dac_max_code(int(s.dac_bits))
+        return max(self.plan.sizes) * float(weight.abs().max()) * per_row
 
     def _accumulate(self, codes: Tensor, coeffs: Tensor, step: float) -> Tensor:
         """Digital accumulation ``step · Σ_p coeffs[p] Σ_n codes[:, p, n] + bias`` of ADC
@@ -491,13 +545,7 @@ class TiledLayer(nn.Module):
     def _calibrated_adc_range(self, sums: Tensor, weight: Tensor) -> float:
         s = self.settings
         if s.adc_range == "fixed":
-            if s.bit_serial:
-                per_row = self._dac_step()
-            elif s.dac_bits is None:
-                per_row = float(self.dac_range)
-            else:
-                per_row = self._dac_step() * dac_max_code(int(s.dac_bits))
-            return s.adc_fixed_range * max(self.plan.sizes) * float(weight.abs().max()) * per_row
+            return s.adc_fixed_range * self._full_scale(weight)
         flat = sums.reshape(-1).abs()
         if s.adc_range == "max" or flat.numel() == 0:
             return float(flat.max()) if flat.numel() else 0.0
@@ -529,7 +577,8 @@ class TiledLayer(nn.Module):
         else:
             how = {"max": "max", "percentile": f"p{s.adc_percentile:g}",
                    "fixed": f"fixed {s.adc_fixed_range:g}"}[s.adc_range]
-            parts.append(f"adc={s.adc_bits} b ({how})")
+            parts.append(f"adc={s.adc_bits} b ({how})" +
+                         (" per column" if s.adc_input == "per_column" else ""))
         if self.needs_ranges and not self.calibrated:
             parts.append("uncalibrated")
         return ", ".join(parts)
@@ -549,16 +598,21 @@ class TiledLayer(nn.Module):
 
         ``tiles`` = row chunks × column tiles; ``cells`` = rows × columns × cells per
         weight; ``adc_conversions`` = chunks × columns × output positions × input
-        planes (also by ADC bits); ``dac_cycles`` = ``reads`` = input vectors applied per
+        planes (also by ADC bits; per_column: G⁺ and G⁻ or reference columns each; bit
+        slicing: every slice); ``dac_cycles`` = ``reads`` = input vectors applied per
         image (positions × planes; all tiles read at once); ``row_activations`` = word
         lines driven per image (rows × column tiles × reads); ``shift_adds`` = partial sums
         shifted and added into an accumulator (one per conversion).
         """
         s = self.settings
-        columns = self.out_features * s.cells_per_weight
+        columns = self.out_features * s.cells_per_weight * s.weight_slices
         col_tiles = math.ceil(columns / s.tile_cols)
         planes = self.planes
-        conversions = self.plan.count * self.out_features * self.positions * planes
+        converted = self.out_features * s.weight_slices  # differential: one per weight column
+        if s.adc_input == "per_column":  # every G+ column, and G− or one reference per tile
+            converted += self.out_features if s.cells_per_weight == 2 else \
+                math.ceil(self.out_features / s.tile_cols)
+        conversions = self.plan.count * converted * self.positions * planes
         return {
             "rows": self.plan.rows,
             "columns": columns,
@@ -583,7 +637,8 @@ class TiledLayer(nn.Module):
     def _positions(self, x: Tensor) -> int:
         raise NotImplementedError
 
-    def _full(self, x: Tensor, weight: Tensor) -> Tensor:
+    def _full(self, x: Tensor, weight: Tensor, bias: bool = True) -> Tensor:
+        """The whole product at once (ideal ADC), with the bias unless ``bias`` is False."""
         raise NotImplementedError
 
     def _grouped(self, weight: Tensor, n_planes: int = 1) -> Tensor:
@@ -637,8 +692,8 @@ class TiledLinear(TiledLayer):
     def _positions(self, x: Tensor) -> int:
         return 1
 
-    def _full(self, x: Tensor, weight: Tensor) -> Tensor:
-        return F.linear(x, weight, self.bias)
+    def _full(self, x: Tensor, weight: Tensor, bias: bool = True) -> Tensor:
+        return F.linear(x, weight, self.bias if bias else None)
 
     def _grouped(self, weight: Tensor, n_planes: int = 1) -> Tensor:
         n, per = self.plan.count, self.plan.channels_per_chunk
@@ -716,8 +771,8 @@ class TiledConv2d(TiledLayer):
         h_out, w_out = self._out_hw(x)
         return h_out * w_out
 
-    def _full(self, x: Tensor, weight: Tensor) -> Tensor:
-        return self._conv(x, weight, self.bias, self.groups)
+    def _full(self, x: Tensor, weight: Tensor, bias: bool = True) -> Tensor:
+        return self._conv(x, weight, self.bias if bias else None, self.groups)
 
     def _input_width(self) -> int:
         return self.plan.input_width * self.groups
@@ -768,7 +823,7 @@ class TiledConv2d(TiledLayer):
     def _psums(self, planes: Tensor, grouped: Tensor, n_planes: int) -> Tensor:
         groups = n_planes * self.plan.count
         y = self._conv(planes, grouped, None, groups * self.groups)  # [B, P·n·O, H', W']
-        return y.permute(0, 2, 3, 1).reshape(-1, groups, self.out_features)  # [B·H'·W', P·n, O]
+        return y.permute(0, 2, 3, 1).reshape(-1, groups, y.shape[1] // groups)  # [B·H'·W', P·n, O]
 
     def _unrows(self, out: Tensor, batch: int, x: Tensor) -> Tensor:
         h_out, w_out = self._out_hw(x)

@@ -129,7 +129,17 @@ def test_lenet5_counters_match_a_hand_count():
     conversions = 4704 + 3200 + 480 + 94
     rows = 25 * 784 + 150 * 100 + 400 + 120 + 84  # word lines × reads (one column tile each)
     assert total == {"tiles": 9, "cells": 61470, "adc_conversions": conversions,
-                     "dac_cycles": 887, "row_activations": rows, "shift_adds": conversions}
+                     "dac_cycles": 887, "row_activations": rows, "shift_adds": conversions,
+                     "program_pulses": 0}
+    # per_column ADC input: one more conversion per row chunk and column tile (the
+    # reference column of each 128-column tile; every layer has at most 120 columns)
+    per_column = to_crossbar(model, CrossbarConfig(dac_bits=8, adc_bits=6,
+                                                   adc_input="per_column"),
+                             calibration=_images("lenet5", 8))
+    extra = {"conv1": 1 * 784, "conv2": 2 * 100, "fc1": 4, "fc2": 1, "fc3": 1}
+    for name, n in extra.items():
+        assert per_column.counters()["layers"][name]["adc_conversions"] == \
+            hand[name]["adc_conversions"] + n, name
 
 
 def test_differential_pairs_and_bit_serial_inputs_change_the_counts():

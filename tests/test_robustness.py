@@ -37,7 +37,7 @@ EVALUATE_BAD = [
     (["--levels", "0"], "--levels: 0 is not allowed; expected an integer in [2, 1024]"),
     (["--levels", "100000"], "--levels: 100000 is not allowed; expected an integer in [2, 1024]"),
     (["--nonlinearity", "11"],
-     "--nonlinearity: 11.0 is not allowed; expected a number in [-10, 10]"),
+     "--nonlinearity: 11.0 is not allowed; expected a number in [-9, 9]"),
     (["--adc-bits", "0"],
      "--adc-bits: 0 is not allowed; expected an integer in [1, 16] or 'ideal'"),
     (["--dac-bits", "0"], "--dac-bits: 0 is not allowed; expected an integer in [1, 16]"),

@@ -103,7 +103,7 @@ def test_unknown_name_lists_the_valid_names():
     ("dac_bits=0", r"dac_bits: 0 is not allowed; expected an integer in \[1, 16\]"),
     ("tile_rows=0", r"tile_rows: 0 is not allowed; expected an integer in \[1, 65536\]"),
     ("tile_cols=70000", r"tile_cols: 70000 is not allowed; expected an integer in \[1, 65536\]"),
-    ("nonlinearity=11", r"DeviceModel.nonlinearity' must be at most 10"),
+    ("nonlinearity=11", r"DeviceModel.nonlinearity' must be at most 9"),
     ("g_min=-1e-6", r"DeviceModel.g_min' must be greater than 0"),
     ("levels=4.5", r"levels: 4.5 is not an integer|levels: '4.5' is not an integer"),
     ("levels=ideal", r"levels: 'ideal' is not an integer \(this parameter has no 'ideal'"),

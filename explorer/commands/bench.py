@@ -10,6 +10,8 @@ ratio is the median over these pairs (robust when other programs share the cores
   trial's programming draw (:meth:`CrossbarModel.reprogram`).
 * ``lenet5_bitserial_ratio`` – the same with bit-serial 8-bit inputs (the crossbar
   takes the batches ``evaluate`` uses: 500 / 8 planes = 62 images).
+* ``lenet5_read_noise_ratio`` – the LeNet5 crossbar with 2 % read noise drawn per read
+  and per-column ADC input (each column and the reference column converted; issue 14).
 * ``resnet20_ratio`` – ResNet-20 on one batch of 256 CIFAR-shaped images, same crossbar.
 * ``lenet5_time_wires_ratio`` – LeNet5 as ``lenet5_ratio`` with first-order IR drop
   (NeuroSim's 22 nm wires), PCM drift one day after programming and per-column drift
@@ -37,6 +39,8 @@ from explorer.cli import print_json
 NAME = "bench"
 HELP = "Time the crossbar simulation against plain torch (LeNet5, bit-serial, ResNet-20)."
 
+MEASUREMENTS = ("lenet5", "lenet5_bitserial", "lenet5_read_noise", "resnet20",
+                "lenet5_time_wires")
 LENET5_IMAGES = 2000
 LENET5_BATCH = 500
 RESNET20_BATCH = 256
@@ -46,20 +50,21 @@ CALIBRATION_IMAGES = 256
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=7,
                         help="timed plain/crossbar pairs per measurement (default 7)")
-    parser.add_argument("--only", choices=("lenet5", "lenet5_bitserial", "resnet20",
-                                           "lenet5_time_wires"),
+    parser.add_argument("--only", choices=MEASUREMENTS,
                         default=None, help="run one measurement only")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def bench_config(bit_serial: bool = False) -> Any:
-    """The crossbar timed by the benchmark (issue 5's settings)."""
+def bench_config(bit_serial: bool = False, read_noise: bool = False) -> Any:
+    """The crossbar timed by the benchmark (issue 5's settings; ``read_noise``: issue 14's
+    2 % per-read noise with per-column ADC input)."""
     from explorer.crossbar import CrossbarConfig
     from explorer.device import DeviceModel
 
+    extra: dict[str, Any] = dict(read_sigma=0.02, adc_input="per_column") if read_noise else {}
     return CrossbarConfig(device=DeviceModel(levels=16, nonlinearity=1.0), mapping="min_error",
                           scheme="offset", tile_rows=128, tile_cols=128, dac_bits=8,
-                          adc_bits=6, prog_sigma=0.05, bit_serial=bit_serial, seed=0)
+                          adc_bits=6, prog_sigma=0.05, bit_serial=bit_serial, seed=0, **extra)
 
 
 def time_wires_config() -> Any:
@@ -153,14 +158,15 @@ def _resnet20() -> tuple[nn.Module, Tensor, Tensor]:
 def run_benchmarks(repeats: int = 7, only: str | None = None) -> dict[str, Any]:
     """All measurements as plain data (ratios and milliseconds)."""
     out: dict[str, Any] = {"threads": torch.get_num_threads(), "repeats": repeats}
-    if only in (None, "lenet5", "lenet5_bitserial"):
+    if only in (None, "lenet5", "lenet5_bitserial", "lenet5_read_noise"):
         model, images, calibration, weights = _lenet5()
         out["lenet5_weights"] = weights
-        for key, serial in (("lenet5", False), ("lenet5_bitserial", True)):
+        for key, serial, noise in (("lenet5", False, False), ("lenet5_bitserial", True, False),
+                                   ("lenet5_read_noise", False, True)):
             if only not in (None, key):
                 continue
-            timing = compare(model, images, bench_config(serial), calibration, LENET5_BATCH,
-                             repeats)
+            timing = compare(model, images, bench_config(serial, noise), calibration,
+                             LENET5_BATCH, repeats)
             out[f"{key}_ratio"] = round(timing["ratio"], 3)
             out.update({f"{key}_{name}": round(value, 2) for name, value in timing.items()
                         if name != "ratio"})
@@ -190,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    for key in ("lenet5", "lenet5_bitserial", "resnet20", "lenet5_time_wires"):
+    for key in MEASUREMENTS:
         if f"{key}_ratio" in result:
             print(f"{key:17s} plain {result[f'{key}_plain_ms']:8.1f} ms   crossbar "
                   f"{result[f'{key}_crossbar_ms']:8.1f} ms   ratio {result[f'{key}_ratio']:.2f}× "

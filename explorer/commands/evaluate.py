@@ -232,6 +232,9 @@ def run(args: argparse.Namespace) -> int:
               f"{result.workload['trial']})")
     elif report is not None:
         print(describe_checkpoint(report))
+    from explorer.nonideal import describe_programming
+
+    print(describe_programming(settings.crossbar, settings.crossbar.device))
     warning = digital_warning(out)
     if warning is not None:
         print(warning)

@@ -8,6 +8,7 @@ from explorer.errors import InputError
 from explorer.settings.base import Part
 
 ADC_RANGES = ("max", "percentile", "fixed")
+ADC_INPUTS = ("differential", "per_column")
 MAX_BITS = 16
 
 
@@ -40,6 +41,23 @@ class ConverterSettings(Part):
         default=1.0, bounds=(0, 1), inclusive_bounds=(False, True), label="ADC fixed range",
         doc="ADC range as a fraction of the full-scale partial sum (largest chunk's rows × "
             "max |weight| × full input), in (0, 1] (adc_range='fixed').")
+    adc_input = param.Selector(
+        default="differential", objects=list(ADC_INPUTS), label="ADC input",
+        doc="differential: the column current minus the reference (offset) or G− current, "
+            "subtracted in analog, one signed conversion per weight; per_column: every "
+            "column and the reference/G− column converted on its own (unsigned, range "
+            "spans the common mode) and subtracted digitally, as DNN+NeuroSim does.")
+    adc_offset_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 2), label="ADC offset σ (LSB)",
+        doc="Offset error σ of each converter (one per row chunk and converted column), in "
+            "LSB, drawn once per trial; >= 0.")
+    adc_gain_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 0.1), label="ADC gain σ",
+        doc="Relative gain error σ of each converter, drawn once per trial; >= 0.")
+    adc_inl_sigma = param.Number(
+        default=0.0, bounds=(0, None), softbounds=(0, 2), label="ADC INL σ (LSB)",
+        doc="Integral nonlinearity σ of each converter in LSB at mid-scale (a bow, zero at "
+            "the range ends), drawn once per trial; >= 0.")
     bit_serial = param.Boolean(
         default=False, label="Bit-serial inputs",
         doc="Apply inputs one bit-plane per cycle (needs dac_bits); ADC per plane, shift-add.")

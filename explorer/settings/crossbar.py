@@ -13,6 +13,7 @@ from typing import Any
 import param
 
 from explorer.device import DeviceModel
+from explorer.errors import InputError
 from explorer.settings.base import Part
 from explorer.settings.converters import ConverterSettings
 from explorer.settings.cost import CostSettings
@@ -40,7 +41,8 @@ class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings, WireSett
             adc_bits=self.adc_bits, adc_range=self.adc_range,
             adc_percentile=float(self.adc_percentile),
             adc_fixed_range=float(self.adc_fixed_range), bit_serial=self.bit_serial,
-            cells_per_weight=1 if self.scheme == "offset" else 2)
+            cells_per_weight=1 if self.scheme == "offset" else 2, adc_input=self.adc_input,
+            weight_slices=self.weight_slices)
 
     def nonidealities(self) -> Any:
         """The variation, read noise and faults as a :class:`explorer.device.NonIdealities`."""
@@ -53,6 +55,25 @@ class CrossbarConfig(MappingSettings, ConverterSettings, NoiseSettings, WireSett
         """Raise InputError if the combination of values is impossible."""
         for part in CROSSBAR_PARTS:
             part.check(self)
+        if self.weight_slices > 1:
+            if self.scheme == "offset":
+                raise InputError("weight_slices: bit slicing is modelled for differential "
+                                 "pairs; use scheme='differential' (the offset scheme's "
+                                 "reference column per slice is not modelled)")
+            if self.mapping not in ("linear", "min_error"):
+                raise InputError(f"weight_slices: sliced digits are written to levels; use "
+                                 f"mapping 'linear' or 'min_error', not {self.mapping!r}")
+            if self.adc_input == "per_column":
+                raise InputError("weight_slices: bit slicing with adc_input='per_column' is "
+                                 "not modelled; use adc_input='differential'")
+            if self.device.levels < (1 << self.bits_per_cell):
+                raise InputError(f"bits_per_cell: {self.bits_per_cell} bits need "
+                                 f"{1 << self.bits_per_cell} levels per cell; the device has "
+                                 f"{self.device.levels}")
+        if self.prog_model == "measured" and self.device.level_std is None:
+            raise InputError("prog_model: 'measured' needs a device with measured per-level σ "
+                             "(a CSV with a conductance_std column or repeated measurements "
+                             "per level)")
         self.tile_settings()
 
     def summary(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ SCHEMA = "crossbar-explorer/settings"
 SCHEMA_VERSION = 1
 MAX_SETTINGS_BYTES = 2_000_000
 DEVICE_SECTION = "device"
-DEVICE_ARRAYS = ("table", "table_pulses", "points_pulses", "points_g")
+DEVICE_ARRAYS = ("table", "table_pulses", "points_pulses", "points_g", "level_std")
 """Device parameters that hold curves (lists of numbers in the file)."""
 DEVICE_KEYS = ("source", "preset", "levels", "levels_ltd", "nonlinearity", "nonlinearity_ltd",
                "g_min", "g_max", "c2c_sigma", *DEVICE_ARRAYS)

@@ -38,6 +38,13 @@ class WireSettings(Part):
             "the wires (with linear cells the relative IR drop does not depend on it).")
 
     def check(self) -> None:
+        if self.ir_drop == "none":
+            return
+        if getattr(self, "adc_input", "differential") == "per_column" or \
+                getattr(self, "weight_slices", 1) > 1:
+            raise InputError("ir_drop: the wires are folded into each tile's effective weight, "
+                             "which per_column ADC input and bit-sliced weights do not read; "
+                             "use adc_input='differential' and weight_slices=1 with IR drop")
         if self.ir_drop != "solve":
             return
         rows = getattr(self, "tile_rows", 0)

@@ -30,6 +30,7 @@ from explorer.ui.cost_panel import CostPanel
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
+from explorer.ui.programming_view import ProgrammingView
 from explorer.ui.session import served_document
 from explorer.ui.sweep_panel import SweepPanel
 from explorer.ui.time_wires import TimeWiresView
@@ -105,6 +106,7 @@ class Explorer(pn.viewable.Viewer):
         self.sweep = SweepPanel(config, runner=runner)
         weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
+        self.programming = ProgrammingView(config.device, config, weights)
         chosen = self.accuracy.selected_workload()
         self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
         self.layers = LayersView(config, runner=runner, model=chosen.model)
@@ -141,6 +143,7 @@ class Explorer(pn.viewable.Viewer):
         main = pn.Column(
             self._weights_note,
             self.mapping,
+            self.programming,
             self.accuracy,
             self.cost,
             self.time_wires,
@@ -236,6 +239,7 @@ class Explorer(pn.viewable.Viewer):
         with pn.io.hold():
             self._weights_note.param.update(object=note, visible=bool(note))
             self.mapping.weights = weights
+            self.programming.weights = weights
             chosen = WORKLOADS[event.new]
             self.cost.param.update(model=chosen.model, data=chosen.dataset)
             self.layers.model = chosen.model
