@@ -45,3 +45,37 @@ def test_accuracy_points_and_tile_losses_fill_in() -> None:
     assert len(view.tiles.data["loss"]) == 2  # 2 row chunks × 1 column tile
     assert all(0 < loss < 100 for loss in view.tiles.data["loss"])
     assert "largest loss" in view.loss_note.object
+
+
+def test_the_time_button_runs_a_job_that_fills_the_plot_point_by_point() -> None:
+    from explorer.jobs import DONE, JobRunner
+    from explorer.settings import WorkloadSettings
+    from explorer.ui.time_wires import TIMES_S
+
+    config = CrossbarConfig(drift="pcm", ir_drop="first_order", scheme="differential")
+    runner = JobRunner()
+    seen: list[int] = []
+    try:
+        view = TimeWiresView(config, runner=runner,
+                             workload=lambda: WorkloadSettings(limit=100, trials=1))
+        add_time = view.add_time
+
+        def counting(*args: float) -> None:  # the points arrive one by one, as times finish
+            add_time(*args)
+            seen.append(len(view.points.data["time_s"]))
+
+        view.add_time = counting  # type: ignore[method-assign]
+        view.button.clicks += 1
+        assert view.job is not None and view.job.wait(600) == DONE
+        records = view.job.result["times"]
+        assert [r["time_s"] for r in records] == list(TIMES_S)
+        assert seen[:len(TIMES_S)] == list(range(1, len(TIMES_S) + 1))
+        assert list(view.points.data["time_s"]) == list(TIMES_S)
+        assert list(view.points.data["accuracy"]) == [100 * r["accuracy_mean"] for r in records]
+        assert max(view.tiles.data["loss"]) > 0  # the IR drop heatmap is drawn
+        assert not view.button.disabled and view.status.object == ""
+        # without drift or IR drop nothing is queued, and the page says why
+        plain = TimeWiresView(CrossbarConfig(), runner=runner)
+        assert plain.submit() is None and "drift model" in plain.status.object
+    finally:
+        runner.shutdown(cancel=True, timeout=60)

@@ -110,7 +110,7 @@ class Explorer(pn.viewable.Viewer):
         chosen = self.accuracy.selected_workload()
         self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
         self.layers = LayersView(config, runner=runner, model=chosen.model)
-        self.time_wires = TimeWiresView(config)
+        self.time_wires = TimeWiresView(config, runner=runner, workload=self.accuracy.core)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
 

@@ -12,6 +12,7 @@ current loss per tile of a programmed :class:`~explorer.crossbar.CrossbarModel`.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import panel as pn
@@ -19,10 +20,65 @@ import param
 from bokeh.models import ColumnDataSource, LinearColorMapper, Whisker
 from bokeh.plotting import figure
 
+from explorer.errors import InputError
+from explorer.jobs import CANCELLED, DONE, Job, JobRunner
+from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
+from explorer.ui.settings import snapshot
+
 YEAR = 365.25 * 24 * 3600
 LOG_MIN, LOG_MAX = 0.0, math.log10(10 * YEAR)
 """Slider range in log10(seconds): 1 s … 10 years."""
 _UNITS = ((YEAR, "years"), (86400.0, "days"), (3600.0, "h"), (60.0, "min"), (1.0, "s"))
+TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, YEAR, 10 * YEAR)
+"""The times after programming the *Accuracy over time* job evaluates (1 s … 10 years)."""
+
+
+def time_job(settings: dict[str, Any], times: tuple[float, ...] = TIMES_S, *,
+             progress: Any, cancel: Any, on_time: Any = None) -> dict[str, Any]:
+    """Accuracy at each time after programming (runs on the job worker): the same mapping,
+    programming and drift draws for every time (one :func:`explorer.workload.
+    evaluate_settings` call with ``times``); ``on_time(record)`` is called as each time's
+    trials finish, so the page fills in while the job runs. Returns the records and the
+    tile losses of the programmed crossbar (IR drop)."""
+    from explorer.crossbar import to_crossbar
+    from explorer.settings import Settings
+    from explorer.workload import evaluate_settings, load_workload
+
+    chosen = Settings.from_dict(settings)
+    loaded = load_workload(chosen.workload, download=False)
+    records = []
+    for k, t in enumerate(times):
+        def step(fraction: float, message: str, k: int = k, t: float = t) -> None:
+            progress((k + fraction) / len(times), f"t = {time_label(t)}: {message}")
+        result = evaluate_settings(chosen, progress=step, cancel=cancel, loaded=loaded,
+                                   times=[t])
+        record = {key: result.times[0][key] for key in ("time_s", "accuracy_mean",
+                                                        "accuracy_std")}
+        records.append(record)
+        if on_time is not None:
+            on_time(record)
+    analog = to_crossbar(loaded.model, chosen.crossbar, loaded.calibration)
+    return {"times": records, "losses": tile_losses(analog)}
+
+
+def tile_losses(analog: Any) -> dict[str, list[Any]]:
+    """Relative current loss (%) of every tile of a programmed crossbar, as heatmap data."""
+    xs, ys, losses, layers, tiles = [], [], [], [], []
+    row = 0
+    for name, layer in analog.analog_layers():
+        physics = getattr(layer, "physics", None)
+        if physics is None:
+            continue
+        loss = physics.tile_losses().detach().cpu()
+        for chunk in range(loss.shape[0]):
+            for col in range(loss.shape[1]):
+                xs.append(col)
+                ys.append(row)
+                losses.append(100 * float(loss[chunk, col]))
+                layers.append(f"{name} rows {chunk}")
+                tiles.append(col)
+            row += 1
+    return {"x": xs, "y": ys, "loss": losses, "layer": layers, "tile": tiles}
 
 
 def time_label(seconds: float) -> str:
@@ -40,8 +96,19 @@ class TimeWiresView(pn.viewable.Viewer):
 
     config = param.Parameter(doc="The dashboard's CrossbarConfig (time_s is linked).")
 
-    def __init__(self, config: Any, **params: Any) -> None:
+    def __init__(self, config: Any, runner: JobRunner | None = None,
+                 workload: Any = None, **params: Any) -> None:
         super().__init__(config=config, **params)
+        self._runner = runner
+        self._workload = workload  # () -> explorer.settings.WorkloadSettings (the page's)
+        self._doc = served_document()
+        self._owner = f"time-{id(self)}"
+        self.job: Job | None = None
+        self.button = pn.widgets.Button(label="Accuracy over time (1 s … 10 years)",
+                                        color="primary", css_classes=["time-run"])
+        self.button.on_click(lambda _e: self.submit())
+        self.status = pn.pane.Markdown("", css_classes=["time-status"])
+        on_session_end(lambda: self.runner.cancel_owner(self._owner))
         start = math.log10(config.time_s) if config.time_s >= 1 else LOG_MIN
         self.slider = pn.widgets.FloatSlider(
             label="Time after programming (log₁₀ s)", start=LOG_MIN, end=round(LOG_MAX, 3),
@@ -119,31 +186,77 @@ class TimeWiresView(pn.viewable.Viewer):
 
     def show_losses(self, analog: Any) -> None:
         """Relative current loss (%) of every tile of ``analog`` at full-scale input."""
-        xs, ys, losses, layers, tiles = [], [], [], [], []
-        row = 0
-        for name, layer in analog.analog_layers():
-            physics = getattr(layer, "physics", None)
-            if physics is None:
-                continue
-            loss = physics.tile_losses().detach().cpu()
-            for chunk in range(loss.shape[0]):
-                for col in range(loss.shape[1]):
-                    xs.append(col)
-                    ys.append(row)
-                    losses.append(100 * float(loss[chunk, col]))
-                    layers.append(f"{name} rows {chunk}")
-                    tiles.append(col)
-                row += 1
-        self.tiles.data = {"x": xs, "y": ys, "loss": losses, "layer": layers, "tile": tiles}
+        self.show_loss_data(tile_losses(analog))
+
+    def show_loss_data(self, data: dict[str, list[Any]]) -> None:
+        """Draw :func:`tile_losses` data."""
+        losses = data["loss"]
+        self.tiles.data = data
         self.colors.high = max(losses, default=1.0) or 1.0
         self.loss_note.object = (f"largest loss {max(losses):.2f} % of the ideal current"
                                  if losses else "no IR drop modelled (ir_drop = none)")
 
+    # -- the background job ---------------------------------------------------------------
+
+    @property
+    def runner(self) -> JobRunner:
+        """The job runner the button queues on (the page's shared one)."""
+        if self._runner is None:
+            self._runner = job_runner()
+        return self._runner
+
+    def submit(self) -> Job | None:
+        """Queue accuracy at :data:`TIMES_S` for a snapshot of the settings; the plot fills in
+        as each time finishes, the tile-loss heatmap at the end."""
+        from explorer.settings import Settings, WorkloadSettings
+
+        if self.config.drift == "none" and self.config.ir_drop == "none":
+            self.status.object = ("Choose a drift model (and/or IR drop) first: without them "
+                                  "every time gives the same accuracy.")
+            return None
+        work = self._workload() if self._workload is not None else WorkloadSettings(limit=500)
+        settings = Settings(crossbar=snapshot(self.config), workload=work).to_dict()
+        self.clear_times()
+        try:
+            job = self.runner.submit(
+                time_job, settings, TIMES_S, label="accuracy over time", owner=self._owner,
+                on_time=lambda r: call_in_session(self._doc, partial(self._add_record, r)))
+        except InputError as exc:
+            self.status.object = str(exc)
+            return None
+        self.job = job
+        self.button.disabled = True
+        self.status.object = "Queued…"
+        job.param.watch(lambda _e: call_in_session(self._doc, partial(self._finish, job)),
+                        ["status"])
+        if job.finished:
+            call_in_session(self._doc, partial(self._finish, job))
+        return job
+
+    def _add_record(self, record: dict[str, Any]) -> None:
+        self.add_time(record["time_s"], record["accuracy_mean"], record["accuracy_std"])
+        self.status.object = f"t = {time_label(record['time_s'])} done…"
+
+    def _finish(self, job: Job) -> None:
+        if job is not self.job or not job.finished:
+            return
+        self.button.disabled = False
+        if job.status == DONE:
+            self.show_times(job.result["times"])
+            self.show_loss_data(job.result["losses"])
+            self.status.object = ""
+        elif job.status == CANCELLED:
+            self.status.object = "Cancelled."
+        else:
+            self.status.object = f"Failed: {job.error}"
+
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
+            pn.pane.Markdown("### Time and wires", margin=(0, 10)),
             pn.Row(self.slider, self.label),
+            pn.Row(self.button, self.status),
             pn.Row(self.accuracy_pane, pn.Column(self.loss_pane, self.loss_note)),
             css_classes=["time-wires"])
 
 
-__all__ = ["TimeWiresView", "time_label"]
+__all__ = ["TIMES_S", "TimeWiresView", "tile_losses", "time_job", "time_label"]
