@@ -69,7 +69,7 @@ def test_map_text_output_and_device_csv(cli, capsys, checkpoint, tmp_path):
     (["--levels", "2000"], r"--levels: 2000 is not allowed; expected an integer in \[2, 1024\]"),
     (["--levels", "1"], r"--levels: 1 is not allowed; expected an integer in \[2, 1024\]"),
     (["--nonlinearity", "12"],
-     r"--nonlinearity: 12.0 is not allowed; expected a number in \[-10, 10\]"),
+     r"--nonlinearity: 12.0 is not allowed; expected a number in \[-9, 9\]"),
     (["--g-min", "1e-3"], r"g_max: must be greater than g_min"),
     (["--clip", "0"], r"clip: must be a percentile in \(0, 100\]"),
     (["--bins", "0"], r"--bins: must be at least 1, got 0"),
