@@ -68,7 +68,8 @@ class ProgrammingView(pn.viewable.Viewer):
     def __init__(self, device: DeviceModel, settings: param.Parameterized,
                  weights: dict[str, torch.Tensor], **params: Any) -> None:
         super().__init__(device=device, settings=settings, weights=dict(weights), **params)
-        self._source = {kind: ColumnDataSource({"left": [], "right": [], "top": []})
+        self._source = {kind: ColumnDataSource({"left": [], "right": [], "top": []},
+                                               tags=["programming-histogram"])
                         for kind in KINDS}
         fig = figure(height=280, sizing_mode="stretch_width", title="Weight error, one trial",
                      x_axis_label="error / w_max", y_axis_label="weights",

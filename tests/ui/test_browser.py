@@ -38,7 +38,8 @@ IDLE = ("() => window.Bokeh !== undefined && Bokeh.documents.length > 0 "
 HISTOGRAMS = """() => {
   const out = [];
   for (const m of Bokeh.documents[0].all_models) {
-    if (m.data && 'top' in m.data && 'left' in m.data && m.data.top.length > 0)
+    if (m.data && 'top' in m.data && 'left' in m.data && m.data.top.length > 0
+        && !(m.tags || []).includes('programming-histogram'))  // the mapping view's only
       out.push(Array.from(m.data.top));
   }
   return JSON.stringify(out.sort());
