@@ -3,27 +3,57 @@ ids, end-of-session hooks and handing work from the worker thread back to a sess
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import panel as pn
 from panel.io.state import set_curdoc
 
-from explorer.jobs import JobRunner
+from explorer.errors import InputError
+from explorer.jobs import DaskJobRunner, JobRunner
 
 RUNNER_CACHE_KEY = "crossbar-explorer:job-runner"
+JOBS_ENV = "EXPLORER_JOBS"
+"""``dask`` or ``thread``: where the dashboard's jobs run (default: Dask worker processes
+when served, this process's job thread in notebooks and tests)."""
+SCHEDULER_ENV = "EXPLORER_SCHEDULER"
+"""A Dask scheduler address (``tcp://HOST:8786``) for the dashboard's jobs, the one
+``explorer sweep --scheduler`` takes; unset: a LocalCluster started with the server."""
 _local_ids = itertools.count(1)
 _runner_lock = threading.Lock()
 
 
-def job_runner() -> JobRunner:
-    """The one job runner of this process, kept in ``pn.state.cache`` so that
-    ``panel serve --dev`` reloads of our modules do not start a second worker."""
+def runner_kind() -> str:
+    """``dask`` or ``thread`` (:data:`JOBS_ENV`; by default ``dask`` when served or when
+    :data:`SCHEDULER_ENV` names a scheduler)."""
+    kind = os.environ.get(JOBS_ENV, "").strip().lower()
+    if kind and kind not in ("dask", "thread"):
+        raise InputError(f"{JOBS_ENV}: expected 'dask' or 'thread', got {kind!r}")
+    if kind:
+        return kind
+    served = served_document() is not None or os.environ.get(SCHEDULER_ENV)
+    return "dask" if served else "thread"
+
+
+def job_runner(kind: str | None = None) -> Any:
+    """The one job runner of this process (a :class:`~explorer.jobs.DaskJobRunner` or a
+    :class:`~explorer.jobs.JobRunner`, see :func:`runner_kind`), kept in
+    ``pn.state.cache`` so that ``panel serve --dev`` reloads do not start a second one.
+    A Dask runner's cluster starts in the background and is closed at exit."""
     with _runner_lock:  # sessions may be built on several threads (panel serve --num-threads)
         runner = pn.state.cache.get(RUNNER_CACHE_KEY)
         if runner is None:
-            runner = pn.state.cache[RUNNER_CACHE_KEY] = JobRunner()
+            if (kind or runner_kind()) == "dask":
+                scheduler = os.environ.get(SCHEDULER_ENV) or None
+                runner = DaskJobRunner(scheduler=scheduler)
+                atexit.register(runner.shutdown)
+            else:
+                runner = JobRunner()
+            pn.state.cache[RUNNER_CACHE_KEY] = runner
         return runner
 
 
