@@ -19,6 +19,9 @@ from typing import Any
 CACHED_WORKLOADS = 4
 """Loaded workloads kept per worker process (LeNet5 with 1000 MNIST images: ~4 MB)."""
 
+LOAD_KEYS = ("model", "data", "limit", "calibration_images")
+"""The workload settings that decide what is loaded (trials and batch size do not)."""
+
 _cache: OrderedDict[tuple, Any] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -37,8 +40,7 @@ def loaded_workload(workload: Any) -> Any:
     """:func:`explorer.workload.load_workload` of ``workload`` (no download), cached."""
     from explorer.workload import load_workload
 
-    key = (*(getattr(workload, k) for k in sorted(workload.knobs())),
-           _checkpoint_stamp(workload.model))
+    key = (*(getattr(workload, k) for k in LOAD_KEYS), _checkpoint_stamp(workload.model))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -49,6 +51,21 @@ def loaded_workload(workload: Any) -> Any:
         while len(_cache) > CACHED_WORKLOADS:
             _cache.popitem(last=False)
     return loaded
+
+
+def warm_worker(workload: dict[str, Any] | None = None) -> str:
+    """Run on each worker when the dashboard starts: import the evaluation code and load
+    ``workload`` (WorkloadSettings values; default: its defaults), so that the first
+    evaluation does not wait for them."""
+    import explorer.evaluate
+    import explorer.sweep.run  # noqa: F401
+    from explorer.settings import WorkloadSettings
+
+    try:
+        loaded_workload(WorkloadSettings(**(workload or {})))
+    except Exception as exc:  # e.g. the default network's weights missing: jobs say so
+        return f"not loaded: {exc}"
+    return "ready"
 
 
 def evaluate_task(settings: dict[str, Any], *, progress: Callable[..., None],
@@ -94,4 +111,4 @@ def sweep_task(settings: dict[str, Any], grid: dict[str, list[Any]], trials: int
     return outcome.table
 
 
-__all__ = ["evaluate_task", "loaded_workload", "sweep_task"]
+__all__ = ["evaluate_task", "loaded_workload", "sweep_task", "warm_worker"]
