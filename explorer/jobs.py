@@ -394,6 +394,25 @@ def local_cluster_size(cores: int | None = None) -> tuple[int, int]:
     return workers, max(1, (cores - 1) // workers)
 
 
+def start_local_cluster(workers: int) -> tuple[Any, Any]:
+    """A ``(client, cluster)``: a ``LocalCluster`` of ``workers`` one-thread worker
+    processes, as :func:`explorer.sweep.cluster.connect` starts it (without Dask's
+    MALLOC_TRIM_THRESHOLD_), but its scheduler's HTTP endpoint on a free loopback port: the
+    default 8787 is often taken on a shared machine (another cluster, another dashboard)."""
+    import logging as _logging
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    from explorer.sweep.cluster import NO_MALLOC_TRIM
+
+    with dask.config.set({NO_MALLOC_TRIM: None}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=_logging.ERROR,
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    return Client(cluster, set_as_default=False), cluster
+
+
 class DaskJobRunner(_Admission):
     """Jobs on Dask worker processes: a ``LocalCluster`` (workers = cores − 1, at least
     one; torch threads per worker chosen so the server keeps a core) or the scheduler at
@@ -486,19 +505,15 @@ class DaskJobRunner(_Admission):
 
     # -- threads ---------------------------------------------------------------------------
     def _connect(self) -> None:
-        import warnings
-
         from explorer.sweep.cluster import connect
 
         try:
-            with warnings.catch_warnings():
-                # another cluster on this machine holds Dask's HTTP port: it takes another
-                warnings.filterwarnings("ignore", message="Port .* is already in use")
-                client, cluster = connect(self.scheduler, workers=self.workers,
-                                          timeout=self._connect_timeout)
+            if self.scheduler is not None:
+                client, cluster = connect(self.scheduler, timeout=self._connect_timeout)
+            else:
+                client, cluster = start_local_cluster(self.workers)
         except InputError as exc:
-            where = "EXPLORER_SCHEDULER" if self.scheduler else "local Dask cluster"
-            self.start_error = f"{where}: {str(exc).removeprefix('--scheduler: ')}"
+            self.start_error = f"EXPLORER_SCHEDULER: {str(exc).removeprefix('--scheduler: ')}"
             return
         except Exception as exc:  # e.g. no free port, no memory for workers
             self.start_error = f"Dask workers could not start: {type(exc).__name__}: {exc}"
