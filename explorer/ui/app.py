@@ -20,6 +20,7 @@ from explorer.models import analog_layers, build_model, load_pretrained
 from explorer.settings import Settings, crossbar_knobs
 from explorer.settings.options import DEVICE_OPTIONS
 from explorer.ui.accuracy import AccuracyRunner
+from explorer.ui.cli_command import CliCommand
 from explorer.ui.controls import (
     CrossbarControls,
     NonIdealityControls,
@@ -118,6 +119,11 @@ class Explorer(pn.viewable.Viewer):
             description="A JSON file written by Export settings.",
         )
         self._import.param.watch(self._on_import, "value")
+        self.cli = CliCommand(self._current_settings)
+        device = config.device
+        device.param.watch(self.cli.refresh, [p for p in device.param if p != "name"])
+        config.param.watch(self.cli.refresh, crossbar_knobs())
+        self.accuracy.param.watch(self.cli.refresh, WORKLOAD_URL_PARAMS)
         self._url_twins: list[param.Parameterized] = []
         if sync_url:
             self._sync_url()
@@ -129,6 +135,7 @@ class Explorer(pn.viewable.Viewer):
             pn.pane.Markdown("### Settings", margin=(0, 10)),
             self._export,
             self._import,
+            self.cli,
             width=420,
         )
         main = pn.Column(
@@ -162,6 +169,10 @@ class Explorer(pn.viewable.Viewer):
         """The page's whole experiment: the crossbar (device included) and the accuracy
         runner's workload (a copy; :meth:`import_settings` changes the page)."""
         return Settings(crossbar=self.config, workload=self.accuracy.core()).copy()
+
+    def _current_settings(self) -> Settings:
+        # no copy: the CLI command only reads them
+        return Settings(crossbar=self.config, workload=self.accuracy.core())
 
     def export_settings(self) -> dict[str, Any]:
         """The settings file's form (:meth:`explorer.settings.Settings.to_dict`): what
