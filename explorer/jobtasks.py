@@ -111,4 +111,90 @@ def sweep_task(settings: dict[str, Any], grid: dict[str, list[Any]], trials: int
     return outcome.table
 
 
-__all__ = ["evaluate_task", "loaded_workload", "sweep_task", "warm_worker"]
+__all__ = ["download_task", "estimate_task", "evaluate_task", "loaded_workload", "sweep_task",
+           "train_task", "warm_worker"]
+
+
+# ----------------------------------------------------------------------------- training
+def _train_config(spec: dict[str, Any], **overrides: Any) -> Any:
+    from explorer.settings import Settings
+    from explorer.training import TrainConfig
+
+    hardware = Settings.from_dict(spec["settings"]).crossbar if spec.get("settings") else None
+    values = {k: spec[k] for k in ("model", "data", "method", "epochs", "limit", "batch_size",
+                                   "seed") if spec.get(k) is not None}
+    if hardware is not None:
+        values["hardware"] = hardware
+    return TrainConfig(**{**values, **overrides})
+
+
+def estimate_task(spec: dict[str, Any], *, progress: Callable[..., None],
+                  cancel: Any) -> dict[str, Any]:
+    """Time a few training steps of ``spec`` (a :func:`train_task` spec) on this worker
+    and extrapolate to the whole training: ``{"seconds", "steps", "seconds_per_step"}``.
+    Quantized steps are timed (float warm-up steps are cheaper: an upper estimate)."""
+    import math
+    import time
+
+    from explorer.data import load_dataset
+    from explorer.training import Trainer
+
+    progress(0.0, "loading the training images")
+    size = len(load_dataset(spec["data"], "train", limit=spec.get("limit"), download=False))
+    batch = int(spec.get("batch_size") or 128)
+    probe_steps = 3
+    cfg = _train_config(spec, epochs=1, warmup_epochs=0, fused_kernels=False,
+                        limit=min(size, probe_steps * batch))
+    trainer = Trainer(cfg)
+    stamps: list[float] = []
+
+    def tick(fraction: float, message: str = "") -> None:
+        stamps.append(time.perf_counter())
+        progress(fraction, f"timing step {len(stamps)}/{trainer.steps_per_epoch}")
+
+    start = time.perf_counter()
+    trainer.run_epoch(0, tick, cancel)
+    timed = stamps[1:] if len(stamps) > 1 else [start, *stamps]
+    per_step = (timed[-1] - timed[0]) / max(1, len(timed) - 1)
+    steps = math.ceil(size / batch) * int(spec["epochs"])
+    return {"seconds": per_step * steps, "steps": steps, "seconds_per_step": per_step,
+            "images": size}
+
+
+def train_task(spec: dict[str, Any], *, progress: Callable[..., None],
+               cancel: Any) -> dict[str, Any]:
+    """Train as ``explorer train`` does (``spec``: model, data, method, epochs, limit,
+    batch_size, seed, settings = the crossbar trained for as a settings dict) and return
+    the checkpoint's bytes (the server writes the file: the worker may be elsewhere)
+    with a summary. Nothing is written here but a temporary file, removed again."""
+    import os
+    import tempfile
+
+    from explorer.training import save_checkpoint, train
+
+    progress(0.0, "loading the training images")
+    cfg = _train_config(spec)
+    result = train(cfg, progress=progress, cancel=cancel)
+    fd, tmp = tempfile.mkstemp(suffix=".pt")
+    os.close(fd)
+    try:
+        save_checkpoint(tmp, result, cfg)
+        with open(tmp, "rb") as file:
+            payload = file.read()
+    finally:
+        os.unlink(tmp)
+    return {"checkpoint": payload, "architecture": result.architecture, "data": cfg.data,
+            "method": cfg.method, "epochs": cfg.epochs, "seconds": result.seconds,
+            "test_accuracy": result.test_accuracy}
+
+
+def download_task(name: str, *, progress: Callable[..., None], cancel: Any) -> dict[str, int]:
+    """Download dataset ``name`` (both splits) into the data folder via torchvision; a
+    machine offline gets :class:`~explorer.errors.DatasetMissingError`'s message."""
+    from explorer.data import load_dataset
+
+    sizes = {}
+    for i, split in enumerate(("train", "test")):
+        progress(i / 2, f"getting the {split} split")
+        sizes[split] = len(load_dataset(name, split, download=True))
+    return sizes

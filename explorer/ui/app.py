@@ -31,6 +31,7 @@ from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEdit
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.session import served_document
 from explorer.ui.sweep_panel import SweepPanel
+from explorer.ui.train_panel import TrainPanel
 from explorer.ui.url_state import url_proxy
 from explorer.ui.workload import WORKLOADS
 
@@ -101,6 +102,7 @@ class Explorer(pn.viewable.Viewer):
         self.further = [PartControls(config, part) for part in further_parts()]
         self.accuracy = AccuracyRunner(config, runner=runner)
         self.sweep = SweepPanel(config, runner=runner)
+        self.train = TrainPanel(config, runner=runner, on_checkpoint=self._offer_checkpoint)
         weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
@@ -139,7 +141,8 @@ class Explorer(pn.viewable.Viewer):
             width=420,
         )
         main = pn.Column(
-            self._weights_note, self.mapping, self.accuracy, self.sweep, sizing_mode="stretch_width"
+            self._weights_note, self.mapping, self.accuracy, self.sweep, self.train,
+            sizing_mode="stretch_width",
         )
         self._layout = pn.Column(
             pn.pane.Markdown(INTRO, sizing_mode="stretch_width"),
@@ -228,6 +231,13 @@ class Explorer(pn.viewable.Viewer):
             location.sync(self._url_twins[-1], {k: k for k in names})
 
     # -- network -----------------------------------------------------------------------------
+    def _offer_checkpoint(self, name: str) -> None:
+        """A checkpoint trained on this page: in the menus at once, and selected."""
+        with pn.io.hold():
+            self.accuracy.offer_workloads()
+            self.sweep.offer_workloads()
+            self.accuracy.workload = name
+
     def _on_workload(self, event: param.parameterized.Event) -> None:
         weights, note = network_weights(WORKLOADS[event.new].model)
         with pn.io.hold():

@@ -208,3 +208,26 @@ def tab(browser, server):  # noqa: F811
     page = Page(browser, server)
     yield page
     page.close()
+
+
+def test_training_from_the_page_bad_input_then_a_checkpoint_in_the_menu(tab, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("EXPLORER_CHECKPOINTS", str(tmp_path))
+    tab.type_into("train-epochs", "0")
+    tab.wait_idle()
+    tab.page.locator(".train-run button").click()
+    wait_text(tab, r"Epochs: 0 is not allowed")
+    assert list(tmp_path.iterdir()) == []
+    tab.type_into("train-epochs", "1")
+    tab.type_into("train-limit", "256")
+    tab.wait_idle()
+    tab.page.locator(".train-estimate button").click()
+    wait_text(tab, r"Estimated training time on this machine: about \d+ s \(2 steps")
+    tab.page.locator(".train-run button").click()
+    status = wait_text(tab, r"is now in the workload menus")
+    name = re.search(r"Trained in \d+ s, test accuracy [\d.]+%: (.+) is now", status).group(1)
+    options = tab.page.locator("select").evaluate_all(
+        "(els) => els.flatMap((e) => Array.from(e.options).map((o) => o.textContent))")
+    assert options.count(name) == 2  # the accuracy runner's menu and the sweep's
+    assert [p.suffix for p in sorted(tmp_path.iterdir())] == [".json", ".pt"]
+    assert tab.errors() == []
