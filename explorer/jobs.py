@@ -250,7 +250,14 @@ class _Admission:
                              f"(at most {self.max_pending_per_owner}); wait or cancel one")
         job = Job(fn, args, kwargs, label=label, owner=owner)
         self._pending.append(job)
+        # a finished job leaves at once: its watchers hold a closed session's views
+        job.future.add_done_callback(lambda _f, job=job: self._forget(job))
         return job
+
+    def _forget(self, job: Job) -> None:
+        with self._lock:
+            if job in self._pending:
+                self._pending.remove(job)
 
     def pending(self, owner: str | None = None) -> list[Job]:
         """Jobs queued or running, oldest first (all owners when ``owner`` is None)."""
@@ -465,6 +472,7 @@ class DaskJobRunner(_Admission):
             job = self._admit(fn, args, kwargs, label, owner)
             job._on_cancel.append(lambda: self._cancel_remote(job))
             self._waiting.put(job)
+            log.info("jobs: queued %s %s %s", job.job_id, owner or "-", label or "-")
             self._wake.notify_all()
         return job
 
@@ -558,6 +566,7 @@ class DaskJobRunner(_Admission):
 
     def _send(self, job: Job) -> None:
         job.attempts = 0  # counted from the workers' "started" reports
+        log.info("jobs: started %s %s %s", job.job_id, job.owner or "-", job.label or "-")
         try:
             future = self.client.submit(
                 run_on_worker, job._fn, job._args, job._kwargs, job.job_id, self.channel,

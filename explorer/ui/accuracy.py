@@ -129,7 +129,8 @@ class AccuracyRunner(pn.viewable.Viewer, JobView, WorkloadSettings):
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
         self._result = pn.pane.Markdown("", margin=(0, 10), styles={"font-size": "1.2em"})
         self._table = pn.pane.DataFrame(
-            None, index=False, sizing_mode="stretch_width", max_height=300
+            None, index=False, sizing_mode="stretch_width", max_height=300,
+            css_classes=["accuracy-history"],
         )
         self._plot = pn.pane.Bokeh(self.history_figure(), height=280, sizing_mode="stretch_width")
         self._download = pn.widgets.FileDownload(

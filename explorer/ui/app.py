@@ -29,7 +29,7 @@ from explorer.ui.controls import (
 )
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
 from explorer.ui.mapping_view import MappingView
-from explorer.ui.session import served_document
+from explorer.ui.session import release_memory, served_document
 from explorer.ui.sweep_panel import SweepPanel
 from explorer.ui.train_panel import TrainPanel
 from explorer.ui.url_state import url_proxy
@@ -263,6 +263,9 @@ def build_app() -> pn.viewable.Viewable:
             ),
             pn.pane.Markdown(f"```\n{details}\n```"),
         )
-    if served_document() is not None:
+    doc = served_document()
+    if doc is not None:
         pn.config.exception_handler = app.show_exception  # this session only
+        # after the session's own end-of-session hooks (registered earlier) have run
+        doc.on_session_destroyed(lambda _context: release_memory())
     return app

@@ -39,6 +39,19 @@ def runner_kind() -> str:
     return "dask" if served else "thread"
 
 
+def _log_jobs() -> None:
+    """The server's log shows each job queued and started (owner, label): who waited."""
+    import logging
+
+    logger = logging.getLogger("explorer.jobs")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # once, not again through the server's root handler
+
+
 def job_runner(kind: str | None = None) -> Any:
     """The one job runner of this process (a :class:`~explorer.jobs.DaskJobRunner` or a
     :class:`~explorer.jobs.JobRunner`, see :func:`runner_kind`), kept in
@@ -49,12 +62,25 @@ def job_runner(kind: str | None = None) -> Any:
         if runner is None:
             if (kind or runner_kind()) == "dask":
                 scheduler = os.environ.get(SCHEDULER_ENV) or None
+                _log_jobs()
                 runner = DaskJobRunner(scheduler=scheduler)
                 atexit.register(runner.shutdown)
             else:
                 runner = JobRunner()
             pn.state.cache[RUNNER_CACHE_KEY] = runner
         return runner
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap back to the system (glibc ``malloc_trim``): run
+    when a session ends, so a server's memory returns after a class closes its tabs."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def served_document():
