@@ -1,4 +1,8 @@
-"""Serve the Crossbar Explorer dashboard: ``panel serve apps/explorer.py``."""
+"""Serve the Crossbar Explorer dashboard: ``panel serve apps/explorer.py --warm``.
+
+``--warm`` builds everything the sessions share (imports, the network's weights, the job
+workers with the default workload loaded) before the server listens; without it the
+first visitor waits for the imports."""
 
 import sys
 from pathlib import Path
@@ -28,3 +32,8 @@ except Exception as exc:  # a broken install: say so on the page instead of a bl
     ).servable(title="Crossbar Explorer")
 else:
     build_app().servable(title="Crossbar Explorer")
+    from explorer.ui.startup import default_workload, is_warm_run, warm_up
+
+    # `panel serve apps/explorer.py --warm`: this first run, before the server listens,
+    # also starts the job workers and has them load the default workload
+    warm_up(wait=is_warm_run(), workload=default_workload())

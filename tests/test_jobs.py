@@ -209,3 +209,33 @@ def test_job_parameters_are_bounded():
 
 def test_default_runner_is_one_per_process():
     assert default_runner() is default_runner()
+
+
+def test_owners_are_served_in_turn_not_first_come_first_served(runner):
+    gate, started = threading.Event(), threading.Event()
+    order = []
+    blocker = runner.submit(blocked_until(gate, started), owner="x")
+    assert started.wait(TIMEOUT)  # the worker is busy: the rest waits in line
+
+    def record(name, progress, cancel):
+        order.append(name)
+
+    jobs = [runner.submit(record, name, owner=name[0]) for name in ("a1", "a2", "a3", "b1")]
+    jobs.append(runner.submit(record, "c1", owner="c"))
+    gate.set()
+    assert [j.wait(TIMEOUT) for j in (blocker, *jobs)] == [DONE] * 6
+    assert order == ["a1", "b1", "c1", "a2", "a3"]
+
+
+def test_round_robin_skips_jobs_cancelled_while_waiting():
+    from explorer.jobs import RoundRobin
+
+    line = RoundRobin()
+    jobs = {name: Job(lambda progress, cancel: None, owner=name[0], label=name)
+            for name in ("a1", "a2", "b1", "b2", "c1")}
+    for name in ("a1", "a2", "b1", "b2", "c1"):
+        line.put(jobs[name])
+    jobs["b1"].cancel()
+    assert len(line) == 4
+    assert [line.pop().label for _ in range(4)] == ["a1", "b2", "c1", "a2"]
+    assert line.pop() is None and len(line) == 0

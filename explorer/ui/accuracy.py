@@ -1,18 +1,17 @@
-"""Accuracy runner: evaluate the crossbar model on the background worker, keep a history.
+"""Accuracy runner: evaluate the crossbar model on a background worker, keep a history.
 
-The work itself is :func:`explorer.evaluate.evaluate`, run by the process's single job
-runner (:mod:`explorer.jobs`). The Bokeh callback of the *Evaluate* button only
-snapshots the settings and queues a job; progress and results come back to the session
-through :func:`explorer.ui.session.call_in_session`.
+The work itself is :func:`explorer.jobtasks.evaluate_task` (the settings file's dict,
+rebuilt on the worker), run by the process's job runner (:mod:`explorer.jobs`: Dask
+worker processes when served, a thread in notebooks and tests). The Bokeh callback of the
+*Evaluate* button only snapshots the settings and queues a job; progress and results come
+back to the session through :class:`explorer.ui.job_view.JobView`.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import threading
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,9 @@ from bokeh.plotting import figure
 
 from explorer.errors import InputError
 from explorer.jobs import CANCELLED, DONE, FAILED, Job, JobRunner
-from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
-from explorer.ui.settings import settings_record, snapshot
+from explorer.jobtasks import evaluate_task
+from explorer.ui.job_view import JobView
+from explorer.ui.settings import settings_record
 from explorer.ui.workload import DEFAULT_WORKLOAD, WORKLOADS, Workload, WorkloadSettings
 
 __all__ = [  # the workload names were defined here first: importable from here still
@@ -51,38 +51,12 @@ HISTORY_COLUMNS = [
 ]
 
 
-def evaluation_job(
-    workload: Workload,
-    limit: int,
-    config: param.Parameterized,
-    trials: int,
-    *,
-    progress: Callable[[float, str], None],
-    cancel: threading.Event,
-    calibration_images: int | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``config`` on ``workload`` (runs on the worker) the way ``explorer evaluate``
-    does (:func:`explorer.workload.evaluate_settings`: the same network, scored images and
-    calibration images from the training split)."""
-    from explorer.settings import Settings
-    from explorer.settings import WorkloadSettings as CoreWorkloadSettings
-    from explorer.workload import evaluate_settings
-
-    progress(0.0, "loading model and data")
-    core = CoreWorkloadSettings(model=workload.model, data=workload.dataset, limit=limit,
-                                trials=trials)
-    if calibration_images is not None:
-        core.calibration_images = calibration_images
-    settings = Settings(crossbar=config, workload=core)
-    result = evaluate_settings(settings, progress=progress, cancel=cancel, download=False)
-    return _as_dict(result)
+evaluation_job = evaluate_task
+"""The work of one evaluation (:func:`explorer.jobtasks.evaluate_task`: a settings file's
+dict evaluated as ``explorer evaluate --config`` does; runs on a worker)."""
 
 
-def _as_dict(result: Any) -> dict[str, Any]:
-    return dict(vars(result))
-
-
-class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
+class AccuracyRunner(pn.viewable.Viewer, JobView, WorkloadSettings):
     """Evaluate button, progress, cancel, and the history of results of this session
     (``workload``, ``limit`` and ``trials``: :class:`~explorer.ui.workload.WorkloadSettings`)."""
 
@@ -128,16 +102,10 @@ class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
     ) -> None:
         params.setdefault("history", pd.DataFrame(columns=HISTORY_COLUMNS))
         super().__init__(config=config, **params)
-        self.runner = runner if runner is not None else job_runner()
+        self._init_jobs(runner, owner, "view")
         self._evaluate_fn = evaluate_fn
-        self._doc = served_document()
-        self.owner = owner or (
-            f"session-{self._doc.session_context.id}" if self._doc else f"view-{id(self)}"
-        )
         self._runs = 0
         self._meta: dict[int, dict[str, Any]] = {}  # job id -> settings of unfinished runs
-        self._progress_pending = False
-        on_session_end(self.close)
 
         self._workload = pn.widgets.Select.from_param(self.param.workload)
         self._limit = pn.widgets.IntInput.from_param(
@@ -161,7 +129,8 @@ class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
         self._result = pn.pane.Markdown("", margin=(0, 10), styles={"font-size": "1.2em"})
         self._table = pn.pane.DataFrame(
-            None, index=False, sizing_mode="stretch_width", max_height=300
+            None, index=False, sizing_mode="stretch_width", max_height=300,
+            css_classes=["accuracy-history"],
         )
         self._plot = pn.pane.Bokeh(self.history_figure(), height=280, sizing_mode="stretch_width")
         self._download = pn.widgets.FileDownload(
@@ -193,19 +162,14 @@ class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
     @param.depends("run", watch=True)
     def submit(self) -> Job | None:
         """Queue an evaluation of a snapshot of the current settings; returns its job."""
-        workload = self.selected_workload()
         self._runs += 1
         settings = settings_record(self.config)
         try:
             job = self.runner.submit(
                 self._evaluate_fn,
-                workload,
-                self.limit,
-                snapshot(self.config),
-                self.trials,
+                self.settings_dict(),
                 label=f"run {self._runs}",
                 owner=self.owner,
-                calibration_images=self.calibration_images,
             )
         except InputError as exc:
             self.error = str(exc)
@@ -218,15 +182,20 @@ class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
             **settings,
         }
         self.param.update(job=job, error="", status=f"Run {self._runs} queued…")
-        job.param.watch(partial(self._on_job_event, job, True), ["progress", "message"])
-        job.param.watch(partial(self._on_job_event, job, False), ["status"])
-        self._schedule(job)  # it may already be running (or done) by now
+        self.watch_job(job)
         return job
+
+    def settings_dict(self) -> dict[str, Any]:
+        """What an evaluation job gets: the settings file's form of the crossbar and this
+        runner's workload (:meth:`explorer.settings.Settings.to_dict`)."""
+        from explorer.settings import Settings
+
+        return Settings(crossbar=self.config, workload=self.core()).to_dict()
 
     @param.depends("cancel", watch=True)
     def cancel_all(self) -> int:
         """Cancel this view's queued and running jobs; returns how many."""
-        n = self.runner.cancel_owner(self.owner)
+        n = self.cancel_jobs()
         if n:
             self.status = f"Cancelling {n} run(s)…"
         return n
@@ -234,10 +203,6 @@ class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
     @param.depends("clear", watch=True)
     def _clear(self) -> None:
         self.history = pd.DataFrame(columns=HISTORY_COLUMNS)
-
-    def close(self) -> None:
-        """The session ended: cancel its jobs."""
-        self.runner.cancel_owner(self.owner)
 
     def history_csv(self) -> io.StringIO:
         """The history table as CSV text (for the download button)."""
@@ -247,22 +212,7 @@ class AccuracyRunner(pn.viewable.Viewer, WorkloadSettings):
         return buffer
 
     # -- job -> session ----------------------------------------------------------------------
-    def _on_job_event(self, job: Job, progress_only: bool, *_events: Any) -> None:
-        # called in the worker thread: a display problem must not fail the evaluation
-        try:
-            self._schedule(job, progress_only)
-        except Exception:
-            log.exception("could not hand job %s over to the session", job.job_id)
-
-    def _schedule(self, job: Job, progress_only: bool = False) -> None:
-        if progress_only:
-            if self._progress_pending:
-                return  # one progress update in flight is enough
-            self._progress_pending = True
-        call_in_session(self._doc, partial(self._sync, job))
-
-    def _sync(self, job: Job) -> None:
-        self._progress_pending = False
+    def show_job(self, job: Job) -> None:
         with pn.io.hold():
             pending = self.runner.pending(self.owner)
             self._cancel_button.disabled = not pending

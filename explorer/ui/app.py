@@ -20,6 +20,7 @@ from explorer.models import analog_layers, build_model, load_pretrained
 from explorer.settings import Settings, crossbar_knobs
 from explorer.settings.options import DEVICE_OPTIONS
 from explorer.ui.accuracy import AccuracyRunner
+from explorer.ui.cli_command import CliCommand
 from explorer.ui.controls import (
     CrossbarControls,
     NonIdealityControls,
@@ -31,9 +32,10 @@ from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEdit
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.programming_view import ProgrammingView
-from explorer.ui.session import served_document
+from explorer.ui.session import release_memory, served_document
 from explorer.ui.sweep_panel import SweepPanel
 from explorer.ui.time_wires import TimeWiresView
+from explorer.ui.train_panel import TrainPanel
 from explorer.ui.url_state import url_proxy
 from explorer.ui.workload import WORKLOADS
 
@@ -104,6 +106,7 @@ class Explorer(pn.viewable.Viewer):
         self.further = [PartControls(config, part) for part in further_parts()]
         self.accuracy = AccuracyRunner(config, runner=runner)
         self.sweep = SweepPanel(config, runner=runner)
+        self.train = TrainPanel(config, runner=runner, on_checkpoint=self._offer_checkpoint)
         weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
         self.programming = ProgrammingView(config.device, config, weights)
@@ -127,6 +130,11 @@ class Explorer(pn.viewable.Viewer):
             description="A JSON file written by Export settings.",
         )
         self._import.param.watch(self._on_import, "value")
+        self.cli = CliCommand(self._current_settings)
+        device = config.device
+        device.param.watch(self.cli.refresh, [p for p in device.param if p != "name"])
+        config.param.watch(self.cli.refresh, crossbar_knobs())
+        self.accuracy.param.watch(self.cli.refresh, WORKLOAD_URL_PARAMS)
         self._url_twins: list[param.Parameterized] = []
         if sync_url:
             self._sync_url()
@@ -138,6 +146,7 @@ class Explorer(pn.viewable.Viewer):
             pn.pane.Markdown("### Settings", margin=(0, 10)),
             self._export,
             self._import,
+            self.cli,
             width=420,
         )
         main = pn.Column(
@@ -149,6 +158,7 @@ class Explorer(pn.viewable.Viewer):
             self.time_wires,
             self.layers,
             self.sweep,
+            self.train,
             sizing_mode="stretch_width",
         )
         self._layout = pn.Column(
@@ -179,6 +189,10 @@ class Explorer(pn.viewable.Viewer):
         """The page's whole experiment: the crossbar (device included) and the accuracy
         runner's workload (a copy; :meth:`import_settings` changes the page)."""
         return Settings(crossbar=self.config, workload=self.accuracy.core()).copy()
+
+    def _current_settings(self) -> Settings:
+        # no copy: the CLI command only reads them
+        return Settings(crossbar=self.config, workload=self.accuracy.core())
 
     def export_settings(self) -> dict[str, Any]:
         """The settings file's form (:meth:`explorer.settings.Settings.to_dict`): what
@@ -234,6 +248,13 @@ class Explorer(pn.viewable.Viewer):
             location.sync(self._url_twins[-1], {k: k for k in names})
 
     # -- network -----------------------------------------------------------------------------
+    def _offer_checkpoint(self, name: str) -> None:
+        """A checkpoint trained on this page: in the menus at once, and selected."""
+        with pn.io.hold():
+            self.accuracy.offer_workloads()
+            self.sweep.offer_workloads()
+            self.accuracy.workload = name
+
     def _on_workload(self, event: param.parameterized.Event) -> None:
         weights, note = network_weights(WORKLOADS[event.new].model)
         with pn.io.hold():
@@ -263,6 +284,9 @@ def build_app() -> pn.viewable.Viewable:
             ),
             pn.pane.Markdown(f"```\n{details}\n```"),
         )
-    if served_document() is not None:
+    doc = served_document()
+    if doc is not None:
         pn.config.exception_handler = app.show_exception  # this session only
+        # after the session's own end-of-session hooks (registered earlier) have run
+        doc.on_session_destroyed(lambda _context: release_memory())
     return app

@@ -21,6 +21,7 @@ from bokeh.plotting import figure
 
 from explorer.errors import InputError
 from explorer.jobs import CANCELLED, DONE, Job, JobRunner
+from explorer.jobtasks import inspect_task
 from explorer.settings import CrossbarConfig
 from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
 from explorer.ui.settings import snapshot
@@ -53,21 +54,6 @@ def answer(report: dict[str, Any]) -> str:
     return (f"{head}\n\n**{worst['layer']} hurts most**: alone on a crossbar "
             f"{100 * worst['accuracy']:.2f} % ({100 * worst['drop']:.2f} points below float, "
             f"± {100 * worst['stderr']:.2f}). Why: {worst['reason']}.")
-
-
-def inspection_job(model: str, data: str, limit: int, config: CrossbarConfig, *,
-                   progress: Any = None, cancel: Any = None) -> dict[str, Any]:
-    """Load the network and images, inspect them on ``config`` (runs on the job worker)."""
-    from explorer.inspect import inspect_network
-    from explorer.settings import WorkloadSettings
-    from explorer.workload import load_workload
-
-    if progress is not None:
-        progress(0.0, "loading model and data")
-    work = WorkloadSettings(model=model, data=data, limit=limit)
-    loaded = load_workload(work, download=False)
-    return inspect_network(loaded.model, loaded.images, loaded.labels, config,
-                           loaded.calibration, heatmap_tiles=1)
 
 
 class LayersView(pn.viewable.Viewer):
@@ -156,8 +142,7 @@ class LayersView(pn.viewable.Viewer):
         self._button.disabled = True
         self._answer.object = "Inspecting every layer…"
         try:
-            job = self.runner.submit(inspection_job, self.model, self.data, self.limit,
-                                     snapshot(self.config), label="inspect",
+            job = self.runner.submit(inspect_task, self._settings(), label="inspect",
                                      owner=self._owner)
         except InputError as exc:
             self._fail(str(exc))
@@ -168,6 +153,13 @@ class LayersView(pn.viewable.Viewer):
         if job.finished:
             call_in_session(self._doc, partial(self._finish, job))
         return job
+
+    def _settings(self) -> dict[str, Any]:
+        """The network, images and a snapshot of the crossbar as a settings file's data."""
+        from explorer.settings import Settings, WorkloadSettings
+
+        work = WorkloadSettings(model=self.model, data=self.data, limit=self.limit)
+        return Settings(crossbar=snapshot(self.config), workload=work).to_dict()
 
     def _finish(self, job: Job) -> None:
         if job is not self.job or not job.finished:
@@ -190,7 +182,7 @@ class LayersView(pn.viewable.Viewer):
     def run(self) -> dict[str, Any] | None:
         """Inspect here and now (scripts, notebooks, tests) and show it; None on bad input."""
         try:
-            report = inspection_job(self.model, self.data, self.limit, self.config)
+            report = inspect_task(self._settings(), progress=lambda *_: None, cancel=None)
         except InputError as exc:
             self._fail(str(exc))
             return None

@@ -168,23 +168,23 @@ class MappingView(pn.viewable.Viewer):
         self._compare = pn.widgets.CheckButtonGroup.from_param(self.param.compare)
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
         self._table_source = ColumnDataSource({c: [] for c, _ in TABLE_COLUMNS})
-        self._table = pn.pane.Bokeh(
-            DataTable(
-                source=self._table_source,
-                columns=[
-                    TableColumn(field=c, title=t, formatter=NumberFormatter(format="0.000[00]"))
-                    if c not in ("layer", "method")
-                    else TableColumn(field=c, title=t)
-                    for c, t in TABLE_COLUMNS
-                ],
-                index_position=None,
-                height=240,
-                sizing_mode="stretch_width",
-            ),
+        self._table_model = DataTable(
+            source=self._table_source,
+            columns=[
+                TableColumn(field=c, title=t, formatter=NumberFormatter(format="0.000[00]"))
+                if c not in ("layer", "method")
+                else TableColumn(field=c, title=t)
+                for c, t in TABLE_COLUMNS
+            ],
+            index_position=None,
+            css_classes=["mapping-table"],
+            height=240,
             sizing_mode="stretch_width",
         )
+        self._table = pn.pane.Bokeh(self._table_model, sizing_mode="stretch_width")
         self._hist_figure, self._hist_sources = self._histogram_figure()
         self._transfer_figure, self._transfer_sources = self._transfer_figure_()
+        self._hist_figure.css_classes = ["mapping-histograms"]
         self._hist_pane = pn.pane.Bokeh(self._hist_figure, height=300, sizing_mode="stretch_width")
         self._transfer_pane = pn.pane.Bokeh(
             self._transfer_figure, height=300, sizing_mode="stretch_width"
@@ -325,7 +325,12 @@ class MappingView(pn.viewable.Viewer):
         frame = self.stats
         if frame is None:
             return
-        self._table_source.data = {c: frame[c].to_numpy() for c, _ in TABLE_COLUMNS}
+        # A new source, not new data in the old one: BokehJS redraws a DataTable only when
+        # its rows' indices change, so new numbers in as many rows stayed unseen on the page
+        # (issue 18: dragging Levels 8 -> 80 left the 8-level RMSE shown). A new source
+        # changes the table model itself, which redraws it.
+        self._table_source = ColumnDataSource({c: frame[c].to_numpy() for c, _ in TABLE_COLUMNS})
+        self._table_model.source = self._table_source
 
     @param.depends("error", watch=True)
     def _show_error(self) -> None:

@@ -3,28 +3,84 @@ ids, end-of-session hooks and handing work from the worker thread back to a sess
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import panel as pn
 from panel.io.state import set_curdoc
 
-from explorer.jobs import JobRunner
+from explorer.errors import InputError
+from explorer.jobs import DaskJobRunner, JobRunner
 
 RUNNER_CACHE_KEY = "crossbar-explorer:job-runner"
+JOBS_ENV = "EXPLORER_JOBS"
+"""``dask`` or ``thread``: where the dashboard's jobs run (default: Dask worker processes
+when served, this process's job thread in notebooks and tests)."""
+SCHEDULER_ENV = "EXPLORER_SCHEDULER"
+"""A Dask scheduler address (``tcp://HOST:8786``) for the dashboard's jobs, the one
+``explorer sweep --scheduler`` takes; unset: a LocalCluster started with the server."""
 _local_ids = itertools.count(1)
 _runner_lock = threading.Lock()
 
 
-def job_runner() -> JobRunner:
-    """The one job runner of this process, kept in ``pn.state.cache`` so that
-    ``panel serve --dev`` reloads of our modules do not start a second worker."""
+def runner_kind() -> str:
+    """``dask`` or ``thread`` (:data:`JOBS_ENV`; by default ``dask`` when served or when
+    :data:`SCHEDULER_ENV` names a scheduler)."""
+    kind = os.environ.get(JOBS_ENV, "").strip().lower()
+    if kind and kind not in ("dask", "thread"):
+        raise InputError(f"{JOBS_ENV}: expected 'dask' or 'thread', got {kind!r}")
+    if kind:
+        return kind
+    served = served_document() is not None or os.environ.get(SCHEDULER_ENV)
+    return "dask" if served else "thread"
+
+
+def _log_jobs() -> None:
+    """The server's log shows each job queued and started (owner, label): who waited."""
+    import logging
+
+    logger = logging.getLogger("explorer.jobs")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # once, not again through the server's root handler
+
+
+def job_runner(kind: str | None = None) -> Any:
+    """The one job runner of this process (a :class:`~explorer.jobs.DaskJobRunner` or a
+    :class:`~explorer.jobs.JobRunner`, see :func:`runner_kind`), kept in
+    ``pn.state.cache`` so that ``panel serve --dev`` reloads do not start a second one.
+    A Dask runner's cluster starts in the background and is closed at exit."""
     with _runner_lock:  # sessions may be built on several threads (panel serve --num-threads)
         runner = pn.state.cache.get(RUNNER_CACHE_KEY)
         if runner is None:
-            runner = pn.state.cache[RUNNER_CACHE_KEY] = JobRunner()
+            if (kind or runner_kind()) == "dask":
+                scheduler = os.environ.get(SCHEDULER_ENV) or None
+                _log_jobs()
+                runner = DaskJobRunner(scheduler=scheduler)
+                atexit.register(runner.shutdown)
+            else:
+                runner = JobRunner()
+            pn.state.cache[RUNNER_CACHE_KEY] = runner
         return runner
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap back to the system (glibc ``malloc_trim``): run
+    when a session ends, so a server's memory returns after a class closes its tabs."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def served_document():

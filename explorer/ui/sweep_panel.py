@@ -1,11 +1,12 @@
 """Sweep panel: accuracy over a small grid of two parameters, the heatmap filling as the
 grid points finish.
 
-The work is :func:`explorer.sweep.run_sweep` (the same code as ``explorer sweep``), run
-without Dask on the process's single job worker (:mod:`explorer.jobs`), one grid point
-after another. The base configuration is a snapshot of the dashboard's settings at the
-moment *Run sweep* is pressed; bad values are refused before anything is queued and the
-previous results stay on screen.
+The work is :func:`explorer.sweep.run_sweep` (the same code as ``explorer sweep``) in
+:func:`explorer.jobtasks.sweep_task`, run as one job of the process's job runner
+(:mod:`explorer.jobs`: a Dask worker when served), one grid point after another; the
+finished rows come back as the job's partial results. The base configuration is the
+dashboard's settings at the moment *Run sweep* is pressed; bad values are refused before
+anything is queued and the previous results stay on screen.
 
 HoloViews (the plots, :mod:`explorer.ui.sweep_plots`) is imported when the first sweep
 is queued, not with the page: it took 0.7 s of the page's start-up.
@@ -15,29 +16,24 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-import pandas as pd
 import panel as pn
 import param
 
 from explorer.crossbar import CrossbarConfig
 from explorer.errors import InputError
 from explorer.jobs import CANCELLED, DONE, FAILED, Job, JobRunner
+from explorer.jobtasks import sweep_task
 from explorer.sweep import (
     SweepSpec,
-    load_sweep_data,
     make_grid,
     results_frame,
-    run_sweep,
     sweep_parameters,
 )
-from explorer.ui.session import call_in_session, job_runner, on_session_end, served_document
+from explorer.ui.job_view import JobView
 from explorer.ui.settings import snapshot
-from explorer.ui.workload import Workload, WorkloadSettings
+from explorer.ui.workload import WorkloadSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +42,11 @@ MAX_PANEL_POINTS = 64
 NO_SECOND = "(none)"
 
 
-def sweep_job(
-    spec: SweepSpec,
-    workload: Workload,
-    limit: int,
-    *,
-    progress: Callable[[float, str], None],
-    cancel: threading.Event,
-    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> pd.DataFrame:
-    """Load the network and images, run the grid here (runs on the job worker)."""
-    progress(0.0, "loading model and data")
-    data = load_sweep_data(workload.model, workload.dataset, limit, download=False)
-    outcome = run_sweep(spec, data, progress=progress, cancel=cancel, on_rows=on_rows)
-    if outcome.failed:
-        error = next(iter(outcome.failed.values()))
-        raise RuntimeError(f"{len(outcome.failed)} grid point(s) failed, e.g. {error}")
-    return outcome.table
+sweep_job = sweep_task
+"""The work of one sweep (:func:`explorer.jobtasks.sweep_task`; runs on a worker)."""
 
 
-class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
+class SweepPanel(pn.viewable.Viewer, JobView, WorkloadSettings):
     """Run a grid of one or two parameters on the crossbar; heatmap and table of results
     (``workload``, ``limit`` and ``trials``: :class:`~explorer.ui.workload.WorkloadSettings`,
     per grid point and within smaller bounds)."""
@@ -138,16 +119,9 @@ class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
     ) -> None:
         params.setdefault("frame", results_frame([], []))
         super().__init__(config=config, **params)
-        self.runner = runner if runner is not None else job_runner()
-        self._doc = served_document()
-        self.owner = owner or (
-            f"session-{self._doc.session_context.id}" if self._doc else f"sweep-{id(self)}"
-        )
+        self._init_jobs(runner, owner, "sweep")
         self._axes: dict[str, list[Any]] = {}
-        self._sweeps = 0  # number of the latest sweep: rows of older ones are ignored
-        self._pending: list[dict[str, Any]] = []
-        self._pending_lock = threading.Lock()
-        on_session_end(self.close)
+        self._sweeps = 0  # number of the latest sweep
 
         self._run_button = pn.widgets.Button.from_param(
             self.param.run, color="primary", css_classes=["sweep-run"]
@@ -241,16 +215,15 @@ class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
         except (InputError, ValueError) as exc:
             self.error = str(exc)
             return None
-        with self._pending_lock:
-            self._sweeps += 1
-            self._pending = []
+        from explorer.settings import Settings
+
+        self._sweeps += 1
         try:
             job = self.runner.submit(
                 sweep_job,
-                spec,
-                self.selected_workload(),
-                self.limit,
-                on_rows=partial(self._rows_arrived, self._sweeps),
+                Settings(crossbar=self.config, workload=self.core()).to_dict(),
+                dict(spec.grid),
+                self.trials,
                 label=f"sweep {self._sweeps}",
                 owner=self.owner,
             )
@@ -261,21 +234,16 @@ class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
         self.param.update(
             job=job, error="", status="Sweep queued…", frame=results_frame([], list(spec.grid))
         )
-        job.param.watch(partial(self._on_job_event, job), ["progress", "status"])
-        self._schedule(job)
+        self.watch_job(job)
         return job
 
     @param.depends("cancel", watch=True)
     def cancel_all(self) -> int:
         """Cancel this view's queued and running sweeps; returns how many."""
-        n = self.runner.cancel_owner(self.owner)
+        n = self.cancel_jobs()
         if n:
             self.status = "Cancelling…"
         return n
-
-    def close(self) -> None:
-        """The session ended: cancel its sweeps."""
-        self.runner.cancel_owner(self.owner)
 
     def results_csv(self) -> io.StringIO:
         """The results table as CSV text (for the download button)."""
@@ -285,33 +253,15 @@ class SweepPanel(pn.viewable.Viewer, WorkloadSettings):
         return buffer
 
     # -- job -> session ----------------------------------------------------------------------
-    def _rows_arrived(self, sweep: int, rows: list[dict[str, Any]]) -> None:
-        # worker thread: collect, then let the session add them to the table
-        with self._pending_lock:
-            if sweep != self._sweeps:
-                return  # a sweep replaced since
-            self._pending.extend(rows)
-        job = self.job
-        if job is not None:
-            self._schedule(job)
-
-    def _on_job_event(self, job: Job, *_events: Any) -> None:
-        try:
-            self._schedule(job)
-        except Exception:  # a display problem must not fail the sweep
-            log.exception("could not hand sweep job %s over to the session", job.job_id)
-
-    def _schedule(self, job: Job) -> None:
-        call_in_session(self._doc, partial(self._sync, job))
-
-    def _sync(self, job: Job) -> None:
+    def show_job(self, job: Job) -> None:
         if job is not self.job:
             return
-        with self._pending_lock:
-            rows, self._pending = self._pending, []
+        rows = [row for batch in job.take_extras() for row in batch]
+        swept = list(self._axes)
         with pn.io.hold():
-            if rows:
-                swept = list(self._axes)
+            if job.status == DONE and job.result is not None:
+                self.frame = results_frame(job.result.to_dict("records"), swept)
+            elif rows:
                 self.frame = results_frame([*self.frame.to_dict("records"), *rows], swept)
             self._cancel_button.disabled = job.finished
             if job.status == DONE:

@@ -33,54 +33,6 @@ TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, YEAR, 10 * YEAR)
 """The times after programming the *Accuracy over time* job evaluates (1 s … 10 years)."""
 
 
-def time_job(settings: dict[str, Any], times: tuple[float, ...] = TIMES_S, *,
-             progress: Any, cancel: Any, on_time: Any = None) -> dict[str, Any]:
-    """Accuracy at each time after programming (runs on the job worker): the same mapping,
-    programming and drift draws for every time (one :func:`explorer.workload.
-    evaluate_settings` call with ``times``); ``on_time(record)`` is called as each time's
-    trials finish, so the page fills in while the job runs. Returns the records and the
-    tile losses of the programmed crossbar (IR drop)."""
-    from explorer.crossbar import to_crossbar
-    from explorer.settings import Settings
-    from explorer.workload import evaluate_settings, load_workload
-
-    chosen = Settings.from_dict(settings)
-    loaded = load_workload(chosen.workload, download=False)
-    records = []
-    for k, t in enumerate(times):
-        def step(fraction: float, message: str, k: int = k, t: float = t) -> None:
-            progress((k + fraction) / len(times), f"t = {time_label(t)}: {message}")
-        result = evaluate_settings(chosen, progress=step, cancel=cancel, loaded=loaded,
-                                   times=[t])
-        record = {key: result.times[0][key] for key in ("time_s", "accuracy_mean",
-                                                        "accuracy_std")}
-        records.append(record)
-        if on_time is not None:
-            on_time(record)
-    analog = to_crossbar(loaded.model, chosen.crossbar, loaded.calibration)
-    return {"times": records, "losses": tile_losses(analog)}
-
-
-def tile_losses(analog: Any) -> dict[str, list[Any]]:
-    """Relative current loss (%) of every tile of a programmed crossbar, as heatmap data."""
-    xs, ys, losses, layers, tiles = [], [], [], [], []
-    row = 0
-    for name, layer in analog.analog_layers():
-        physics = getattr(layer, "physics", None)
-        if physics is None:
-            continue
-        loss = physics.tile_losses().detach().cpu()
-        for chunk in range(loss.shape[0]):
-            for col in range(loss.shape[1]):
-                xs.append(col)
-                ys.append(row)
-                losses.append(100 * float(loss[chunk, col]))
-                layers.append(f"{name} rows {chunk}")
-                tiles.append(col)
-            row += 1
-    return {"x": xs, "y": ys, "loss": losses, "layer": layers, "tile": tiles}
-
-
 def time_label(seconds: float) -> str:
     """``seconds`` in the largest unit that keeps it >= 1 (``2.5 days``, ``1 years``)."""
     if seconds <= 0:
@@ -186,6 +138,8 @@ class TimeWiresView(pn.viewable.Viewer):
 
     def show_losses(self, analog: Any) -> None:
         """Relative current loss (%) of every tile of ``analog`` at full-scale input."""
+        from explorer.jobtasks import tile_losses
+
         self.show_loss_data(tile_losses(analog))
 
     def show_loss_data(self, data: dict[str, list[Any]]) -> None:
@@ -206,21 +160,27 @@ class TimeWiresView(pn.viewable.Viewer):
         return self._runner
 
     def submit(self) -> Job | None:
-        """Queue accuracy at :data:`TIMES_S` for a snapshot of the settings; the plot fills in
-        as each time finishes, the tile-loss heatmap at the end."""
+        """Queue accuracy at :data:`TIMES_S` for a snapshot of the settings
+        (:func:`explorer.jobtasks.time_task`); with the in-process runner the plot fills in as
+        each time finishes, on Dask workers when the job ends (with the progress shown
+        meanwhile); the tile-loss heatmap at the end."""
         from explorer.settings import Settings, WorkloadSettings
 
         if self.config.drift == "none" and self.config.ir_drop == "none":
             self.status.object = ("Choose a drift model (and/or IR drop) first: without them "
                                   "every time gives the same accuracy.")
             return None
+        from explorer.jobtasks import time_task
+
         work = self._workload() if self._workload is not None else WorkloadSettings(limit=500)
         settings = Settings(crossbar=snapshot(self.config), workload=work).to_dict()
         self.clear_times()
+        extra = {}
+        if isinstance(self.runner, JobRunner):  # in this process: points as they finish
+            extra["on_time"] = lambda r: call_in_session(self._doc, partial(self._add_record, r))
         try:
-            job = self.runner.submit(
-                time_job, settings, TIMES_S, label="accuracy over time", owner=self._owner,
-                on_time=lambda r: call_in_session(self._doc, partial(self._add_record, r)))
+            job = self.runner.submit(time_task, settings, list(TIMES_S),
+                                     label="accuracy over time", owner=self._owner, **extra)
         except InputError as exc:
             self.status.object = str(exc)
             return None
@@ -229,9 +189,15 @@ class TimeWiresView(pn.viewable.Viewer):
         self.status.object = "Queued…"
         job.param.watch(lambda _e: call_in_session(self._doc, partial(self._finish, job)),
                         ["status"])
+        job.param.watch(lambda _e: call_in_session(self._doc, partial(self._progress, job)),
+                        ["message"])
         if job.finished:
             call_in_session(self._doc, partial(self._finish, job))
         return job
+
+    def _progress(self, job: Job) -> None:
+        if job is self.job and not job.finished:
+            self.status.object = f"{job.message} ({job.progress:.0%})"
 
     def _add_record(self, record: dict[str, Any]) -> None:
         self.add_time(record["time_s"], record["accuracy_mean"], record["accuracy_std"])
@@ -259,4 +225,4 @@ class TimeWiresView(pn.viewable.Viewer):
             css_classes=["time-wires"])
 
 
-__all__ = ["TIMES_S", "TimeWiresView", "tile_losses", "time_job", "time_label"]
+__all__ = ["TIMES_S", "TimeWiresView", "time_label"]

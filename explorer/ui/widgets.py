@@ -30,7 +30,8 @@ def number_control(
     if step is not None:
         options["step"] = step
     slider = slider_type.from_param(
-        parameter, throttled=True, show_value=False, width=width - 110, **options
+        parameter, throttled=True, show_value=False, width=width - 110,
+        css_classes=[f"{css_class}-slider"] if css_class else [], **options
     )
     box_options: dict[str, Any] = {"width": 90, "label": "", "align": "end"}
     if step is not None:

@@ -11,12 +11,16 @@ rest). :meth:`WorkloadSettings.core` is what an evaluation job gets.
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import param
 
 from explorer.models import PRETRAINED
-from explorer.paths import assets_dir
+from explorer.paths import assets_dir, data_dir
 from explorer.settings import WorkloadSettings as CoreWorkloadSettings
 
 
@@ -30,8 +34,10 @@ class Workload:
     how_to_get: str
 
     def weights_present(self) -> bool:
-        """True when the pretrained weights file is on disk."""
-        return (assets_dir() / PRETRAINED[self.model][1]).is_file()
+        """True when the weights file (pretrained, or a trained checkpoint) is on disk."""
+        if self.model in PRETRAINED:
+            return (assets_dir() / PRETRAINED[self.model][1]).is_file()
+        return Path(self.model).is_file()
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -59,6 +65,49 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 DEFAULT_WORKLOAD = "LeNet5 · MNIST (embedded digits)"
+CHECKPOINTS_ENV = "EXPLORER_CHECKPOINTS"
+"""Folder of the checkpoints trained from the page (default: ``checkpoints/`` in the data
+folder, :func:`explorer.paths.data_dir`)."""
+_workloads_lock = threading.Lock()
+
+
+def checkpoints_dir() -> Path:
+    """Where the page's training writes checkpoints (``$EXPLORER_CHECKPOINTS``)."""
+    override = os.environ.get(CHECKPOINTS_ENV)
+    return Path(override).expanduser() if override else data_dir() / "checkpoints"
+
+
+def trained_workload_name(meta: dict) -> str:
+    """The menu entry of a checkpoint trained from the page."""
+    return (f"{meta['architecture']} · {meta['data']} · {meta['method']}, "
+            f"{meta['epochs']} ep ({meta['stem']})")
+
+
+def register_checkpoint(path: Path, meta: dict) -> str:
+    """Offer a trained checkpoint as a workload (to every session from now on); returns
+    its menu name."""
+    name = trained_workload_name({**meta, "stem": Path(path).stem})
+    with _workloads_lock:
+        WORKLOADS[name] = Workload(str(path), str(meta["data"]), 1000,
+                                   f"the checkpoint {path} was removed")
+    return name
+
+
+def refresh_trained_workloads() -> list[str]:
+    """Add the checkpoints in :func:`checkpoints_dir` (each with its ``.json`` summary)
+    not offered yet; returns every workload name."""
+    folder = checkpoints_dir()
+    if folder.is_dir():
+        known = {w.model for w in WORKLOADS.values()}
+        for summary in sorted(folder.glob("*.json")):
+            checkpoint = summary.with_suffix(".pt")
+            if str(checkpoint) in known or not checkpoint.is_file():
+                continue
+            try:
+                register_checkpoint(checkpoint, json.loads(summary.read_text()))
+            except (OSError, ValueError, KeyError):
+                continue  # not one of ours
+    return list(WORKLOADS)
 
 
 class WorkloadSettings(CoreWorkloadSettings):
@@ -76,6 +125,7 @@ class WorkloadSettings(CoreWorkloadSettings):
     trials = param.Integer(default=3, bounds=(1, 100))
 
     def __init__(self, **params: object) -> None:
+        self.param.workload.objects = refresh_trained_workloads()
         super().__init__(**params)
         self._follow_workload()
         self.param.watch(self._follow_workload, "workload")
@@ -83,6 +133,10 @@ class WorkloadSettings(CoreWorkloadSettings):
     def _follow_workload(self, *_events: object) -> None:
         chosen = WORKLOADS[self.workload]
         self.param.update(model=chosen.model, data=chosen.dataset)
+
+    def offer_workloads(self) -> None:
+        """Show every known workload in this component's menu (after a training)."""
+        self.param.workload.objects = list(WORKLOADS)
 
     def selected_workload(self) -> Workload:
         """The :class:`Workload` that ``workload`` names."""
