@@ -548,6 +548,9 @@ class DaskJobRunner(_Admission):
                 job = self._waiting.pop()
                 if job is None or not job._start():
                     continue
+                # logged under the lock: the log's order is the order of the queue
+                log.info("jobs: started %s %s %s", job.job_id, job.owner or "-",
+                         job.label or "-")
             if self.client is None:
                 job._finish(FAILED, error=self.start_error)
                 continue
@@ -566,7 +569,6 @@ class DaskJobRunner(_Admission):
 
     def _send(self, job: Job) -> None:
         job.attempts = 0  # counted from the workers' "started" reports
-        log.info("jobs: started %s %s %s", job.job_id, job.owner or "-", job.label or "-")
         try:
             future = self.client.submit(
                 run_on_worker, job._fn, job._args, job._kwargs, job.job_id, self.channel,
