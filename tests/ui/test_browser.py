@@ -263,9 +263,11 @@ def test_a_bad_csv_shows_the_message_and_keeps_the_curve(tab):
 def test_two_sessions_url_settings_and_a_closed_tab_cancels_its_job(browser, server):
     from explorer.ui.session import job_runner
 
-    # bit-serial inputs make the first tab's run long (8 planes × 100 trials), so that it is
-    # still running when its tab closes, however fast the machine
-    first = Page(browser, server + "?bit_serial=true")
+    # bit-serial inputs, 9-row tiles, a 6-bit ADC and per-read noise make the first tab's run
+    # long (8 planes × 14 chunks per conv window × 100 trials; warm Dask workers finished the
+    # bit-serial run alone before the closed session was discarded), so that it is still
+    # running when its tab closes, however fast the machine
+    first = Page(browser, server + "?bit_serial=true&tile_rows=9&adc_bits=6&read_sigma=0.02")
     second = Page(browser, server + "?levels=12&nonlinearity=3.0")  # a shared link
     try:
         assert second.page.evaluate(LEVEL_MARKERS) == 12
