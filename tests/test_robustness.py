@@ -273,6 +273,7 @@ def test_fifty_evaluations_keep_resident_memory_flat():
     direct evaluate() of the same 50 digits and configuration gives (checked afterwards,
     outside the measured window)."""
     pytest.importorskip("panel")
+    from explorer.settings import Settings, WorkloadSettings
     from explorer.ui.accuracy import WORKLOADS, evaluation_job
 
     runner = JobRunner()
@@ -285,7 +286,9 @@ def test_fifty_evaluations_keep_resident_memory_flat():
                 i = len(runs)
                 cfg = CrossbarConfig(device=DeviceModel(levels=8 + i % 8), adc_bits=6,
                                      prog_sigma=0.05, seed=i)
-                job = runner.submit(evaluation_job, workload, 50, cfg, 1)
+                settings = Settings(crossbar=cfg, workload=WorkloadSettings(
+                    model=workload.model, data=workload.dataset, limit=50, trials=1))
+                job = runner.submit(evaluation_job, settings.to_dict())
                 assert job.wait(TIMEOUT) == DONE, job.error
                 runs.append((cfg, job.result))
 

@@ -110,10 +110,12 @@ class CostPanel(pn.viewable.Viewer):
         self.error = ""
         self.report = report
         names = list(report.layers)
-        self.figure.x_range.factors = names
-        self.source.data = {"layer": names, **{k: [report.layers[n].energy_pj[k] for n in names]
-                                               for k in COMPONENTS}}
-        self.summary.object = self._text(report)
+        with pn.io.hold():  # Bokeh models changed from a widget callback: as one held patch
+            self.figure.x_range.factors = names
+            self.source.data = {"layer": names,
+                                **{k: [report.layers[n].energy_pj[k] for n in names]
+                                   for k in COMPONENTS}}
+            self.summary.object = self._text(report)
 
     @staticmethod
     def _text(report: CostReport) -> str:

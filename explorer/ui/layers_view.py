@@ -124,7 +124,7 @@ class LayersView(pn.viewable.Viewer):
             pn.Row(pn.pane.Bokeh(self._hist, sizing_mode="stretch_width"),
                    pn.pane.Bokeh(self._heat, sizing_mode="stretch_width")),
             sizing_mode="stretch_width")
-        self.param.watch(lambda _: self._show_layer(), "layer")
+        self.param.watch(lambda _: self._held(self._show_layer), "layer")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -191,8 +191,16 @@ class LayersView(pn.viewable.Viewer):
         self.show(report)
         return report
 
+    @staticmethod
+    def _held(fn: Any, *args: Any) -> None:
+        with pn.io.hold():  # Bokeh models changed from a callback: as one held patch
+            fn(*args)
+
     def show(self, report: dict[str, Any]) -> None:
         """Update every pane from an :func:`~explorer.inspect.inspect_network` report."""
+        self._held(self._show, report)
+
+    def _show(self, report: dict[str, Any]) -> None:
         self.report = report
         layers = report["layers"]
         names = [layer["name"] for layer in layers]

@@ -180,11 +180,13 @@ class ProgrammingView(pn.viewable.Viewer):
 
     def _update_plots(self) -> None:
         frame = self.histograms
-        for kind, source in self._source.items():
-            part = frame[frame["kind"] == kind]
-            source.data = {"left": part["left"].to_numpy(), "right": part["right"].to_numpy(),
-                           "top": part["count"].to_numpy()}
-        self._table_source.data = {c: self.stats[c].to_numpy() for c, _ in TABLE_COLUMNS}
+        with pn.io.hold():  # Bokeh models changed from a widget callback: one held patch
+            for kind, source in self._source.items():
+                part = frame[frame["kind"] == kind]
+                source.data = {"left": part["left"].to_numpy(),
+                               "right": part["right"].to_numpy(),
+                               "top": part["count"].to_numpy()}
+            self._table_source.data = {c: self.stats[c].to_numpy() for c, _ in TABLE_COLUMNS}
 
 
 def _pulses(indices: torch.Tensor | None) -> torch.Tensor | None:
