@@ -71,6 +71,7 @@ class TrainPanel(pn.viewable.Viewer, JobView):
         self.config = config
         self._init_jobs(runner, owner, "train")
         self._on_checkpoint = on_checkpoint
+        self._shown: set[int] = set()  # ids of finished jobs already shown
         self.job: Job | None = None
         self._kind = ""
         self.checkpoint: Path | None = None
@@ -168,6 +169,9 @@ class TrainPanel(pn.viewable.Viewer, JobView):
                                f"({job.progress:.0%})")
 
     def _done(self, job: Job) -> None:
+        if job.job_id in self._shown:  # a finished job is shown (and saved) once
+            return
+        self._shown.add(job.job_id)
         result = job.result
         if self._kind == "estimate":
             self.status = (
