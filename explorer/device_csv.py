@@ -51,25 +51,29 @@ def _format_column_help() -> str:
             "resistance_ohm; optionally a pulse column")
 
 
-def _parse_cell(text: str, row: int, column: str, positive: bool) -> float:
+def parse_number_cell(text: str, row: int, column: str, positive: bool,
+                      what: str = "device CSV") -> float:
+    """One CSV cell as a finite number, > 0 (``positive``) or >= 0; InputError naming the
+    file kind ``what``, the row and the column otherwise (shared by the device and drift
+    CSV readers)."""
     cell = text.strip()
+    where = f"{what}: row {row}, column {column!r}"
     if not cell:
-        raise InputError(f"device CSV: row {row}, column {column!r}: empty cell")
+        raise InputError(f"{where}: empty cell")
     try:
         value = float(cell)
     except ValueError:
-        raise InputError(
-            f"device CSV: row {row}, column {column!r}: {cell[:40]!r} is not a number"
-        ) from None
+        raise InputError(f"{where}: {cell[:40]!r} is not a number") from None
     if not np.isfinite(value):
-        raise InputError(f"device CSV: row {row}, column {column!r}: {cell!r} is not finite")
+        raise InputError(f"{where}: {cell!r} is not finite")
     if positive and value <= 0:
-        raise InputError(
-            f"device CSV: row {row}, column {column!r}: {cell!r} must be > 0"
-        )
+        raise InputError(f"{where}: {cell!r} must be > 0")
     if not positive and value < 0:
-        raise InputError(f"device CSV: row {row}, column {column!r}: {cell!r} must be >= 0")
+        raise InputError(f"{where}: {cell!r} must be >= 0")
     return value
+
+
+_parse_cell = parse_number_cell
 
 
 def _delimiter(first_line: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.device_csv import MAX_CSV_BYTES, MAX_CSV_ROWS, _delimiter
+from explorer.device_csv import MAX_CSV_BYTES, MAX_CSV_ROWS, _delimiter, parse_number_cell
 from explorer.errors import InputError
 
 CONDUCTANCE_COLUMNS = {"conductance": 1.0, "conductance_us": 1e-6}
@@ -36,21 +36,7 @@ class DriftTable:
 
 
 def _number(text: str, row: int, column: str, positive: bool) -> float:
-    cell = text.strip()
-    if not cell:
-        raise InputError(f"drift CSV: row {row}, column {column!r}: empty cell")
-    try:
-        value = float(cell)
-    except ValueError:
-        raise InputError(f"drift CSV: row {row}, column {column!r}: {cell[:40]!r} is not a "
-                         "number") from None
-    if not np.isfinite(value):
-        raise InputError(f"drift CSV: row {row}, column {column!r}: {cell!r} is not finite")
-    if positive and value <= 0:
-        raise InputError(f"drift CSV: row {row}, column {column!r}: {cell!r} must be > 0")
-    if value < 0:
-        raise InputError(f"drift CSV: row {row}, column {column!r}: {cell!r} must be >= 0")
-    return value
+    return parse_number_cell(text, row, column, positive, what="drift CSV")
 
 
 def parse_drift_csv(data: bytes) -> DriftTable:
