@@ -73,8 +73,6 @@ def parse_number_cell(text: str, row: int, column: str, positive: bool,
     return value
 
 
-_parse_cell = parse_number_cell
-
 
 def _delimiter(first_line: str) -> str:
     for delim in (",", ";", "\t"):
@@ -155,17 +153,17 @@ def parse_device_csv(data: bytes) -> DeviceTable:
             raise InputError(f"device CSV: more than {MAX_CSV_ROWS:,} data rows (row {row}); "
                              "at most 100,000 are accepted")
         cell = cells[value_idx] if value_idx < len(cells) else ""
-        values.append(_parse_cell(cell, row, value_name, positive=True))
+        values.append(parse_number_cell(cell, row, value_name, positive=True))
         rows.append(row)
         if pulse_idx is not None:
             cell = cells[pulse_idx] if pulse_idx < len(cells) else ""
-            pulses.append(_parse_cell(cell, row, header[pulse_idx], positive=False))
+            pulses.append(parse_number_cell(cell, row, header[pulse_idx], positive=False))
         if std_idx is not None:
             cell = cells[std_idx] if std_idx < len(cells) else ""
-            stds.append(_parse_cell(cell, row, header[std_idx], positive=False))
+            stds.append(parse_number_cell(cell, row, header[std_idx], positive=False))
         if level_idx is not None:
             cell = cells[level_idx] if level_idx < len(cells) else ""
-            labels.append((_parse_cell(cell, row, header[level_idx], positive=False), row))
+            labels.append((parse_number_cell(cell, row, header[level_idx], positive=False), row))
     if not values:
         raise InputError(f"device CSV: no data rows below the header (column {value_name!r})")
     raw = np.asarray(values, dtype=np.float64)
