@@ -393,6 +393,20 @@ def _check_codebook(codebook: Any, where: torch.device) -> torch.Tensor:
     return torch.sort(cb).values
 
 
+def _cells_of(table: Any, idx: torch.Tensor, levels: Any, scheme: str,
+              s: float) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
+                                 torch.Tensor, float]:
+    """Level indices (G⁺, and G⁻ for pairs), conductances (S) and weight scale of the
+    weights assigned to entries ``idx`` of a level ``table`` with scale ``s``."""
+    indices = table.pos[idx]
+    g_pos = levels.g[indices]
+    if scheme == "offset":
+        return indices, None, g_pos, torch.full_like(g_pos, levels.reference), \
+            2.0 * s / levels.span
+    indices_neg = table.neg[idx]
+    return indices, indices_neg, g_pos, levels.g[indices_neg], s / levels.span
+
+
 def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
                 scheme: str = "offset", scale: str = "max", clip: float | None = None,
                 codebook: torch.Tensor | None = None, snap: bool = False) -> MappingResult:
@@ -430,15 +444,7 @@ def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
     if method in ("linear", "min_error"):
         table = _level_table(device, scheme, method, where)
         s, idx = _assign_discrete(wf, table, s, optimal=(scale == "optimal"))
-        indices = table.pos[idx]
-        g_pos = levels.g[indices]
-        if scheme == "offset":
-            w_scale = 2.0 * s / levels.span
-            g_neg = torch.full_like(g_pos, levels.reference)
-        else:
-            w_scale = s / levels.span
-            indices_neg = table.neg[idx]
-            g_neg = levels.g[indices_neg]
+        indices, indices_neg, g_pos, g_neg, w_scale = _cells_of(table, idx, levels, scheme, s)
     else:
         clipped = wf.clamp(-s, s) if clip is not None else wf
         if method == "generalized":
@@ -450,15 +456,8 @@ def map_weights(w: torch.Tensor, device: DeviceModel, method: str = "min_error",
                 snapped = torch.unique(_nearest(cb / s, table.mids))  # ascending values
                 cb = table.values[snapped] * s
                 idx = snapped[_nearest(clipped, _midpoints(cb))]
-                indices = table.pos[idx]
-                g_pos = levels.g[indices]
-                if scheme == "offset":
-                    w_scale = 2.0 * s / levels.span
-                    g_neg = torch.full_like(g_pos, levels.reference)
-                else:
-                    w_scale = s / levels.span
-                    indices_neg = table.neg[idx]
-                    g_neg = levels.g[indices_neg]
+                indices, indices_neg, g_pos, g_neg, w_scale = _cells_of(table, idx, levels,
+                                                                        scheme, s)
             else:
                 target = cb[_nearest(clipped, _midpoints(cb))]
         else:
