@@ -22,12 +22,14 @@ analog input before rounding, so the output stays an integer code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from explorer.read_kernels import add_read_noise
 from explorer.readnoise import ReadNoise, expand_shared
 
 
@@ -138,16 +140,21 @@ def per_column_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | No
             columns.cache[key] = layer._grouped(columns.stacked(layer) * (dac / step), n_planes)
         sums = layer._psums(planes, columns.cache[key], n_planes)
         sums = sums.view(sums.shape[0], n_planes, layer.plan.count, -1)
-        if noise is not None:
-            _add_noise_(layer, columns, sums, planes, noise, dac / step, n_planes)
     else:
         sums.div_(step)
     errors: AdcErrors | None = None if calibrate else layer.adc_errors
+    top = float(unsigned_top(bits))
+    if noise is not None:  # noise, and the conversion too when the converters are ideal
+        variance = _read_variance(layer, lambda: columns.variances(layer, noise), noise,
+                                  planes, dac / step, n_planes, sums.shape)
+        sums = add_read_noise(sums, variance, _out_variance(layer, noise, dac / step),
+                              noise.generator, None if errors is not None else (0.0, top))
     if errors is not None:
         errors.apply_(sums, bits, unsigned=True)
-    else:
-        sums.round_().clamp_(0.0, float(unsigned_top(bits)))
-    combine = _combine_matrix(layer, columns, coeffs, sums)
+    elif noise is None:
+        sums.round_().clamp_(0.0, top)
+    combine = _combine_matrix(layer, columns, coeffs, sums) if sums.shape[1:3].numel() > 1 \
+        else None  # one plane and chunk: a subtraction is faster than a thin product
     if combine is not None:  # subtraction, shift-add and chunk sum in one product
         flat = sums.view(sums.shape[0], -1)
         out = torch.addmm(layer.bias, flat, combine, alpha=step) if layer.bias is not None \
@@ -190,28 +197,35 @@ def _step(layer: Any, bits: int) -> float:
     return (full if full > 0 else 1.0) / unsigned_top(bits)
 
 
-def _add_noise_(layer: Any, columns: Columns, sums: Tensor, planes: Tensor, noise: ReadNoise,
-                scale: float, n_planes: int) -> None:
-    """Per-read noise of every converted column (ADC steps, in place)."""
-    if noise.variance_pos is not None:
-        key = ("variance", scale, n_planes)
-        if key not in noise.cache:
-            noise.cache.clear()
-            noise.cache[key] = layer._grouped(columns.variances(layer, noise) * scale ** 2,
-                                              n_planes)
-        squared = planes if layer.settings.bit_serial else planes.square()
-        std = layer._psums(squared, noise.cache[key], n_planes).view(sums.shape).sqrt_()
-        sums.addcmul_(std, noise.normal(tuple(std.shape), std))
-    if noise.out_sigma:
-        sigma = noise.out_sigma * layer.full_scale * scale / layer._dac_step()
-        sums.add_(noise.normal(tuple(sums.shape), sums), alpha=sigma)
+def _read_variance(layer: Any, variances: Callable[[], Tensor | None], noise: ReadNoise,
+                   planes: Tensor, scale: float, n_planes: int, shape: torch.Size
+                   ) -> Tensor | None:
+    """Per-read conductance-noise variance (ADC steps²) of every converted column,
+    shaped like the partial sums; ``variances()`` gives the cells' per unit input²
+    (weight²; None without conductance read noise), called when the cache is cold."""
+    if noise.variance_pos is None and noise.slice_variance is None:
+        return None
+    key = ("variance", scale, n_planes)
+    if key not in noise.cache:
+        cells = variances()
+        if cells is None:
+            return None
+        noise.cache.clear()
+        noise.cache[key] = layer._grouped(cells * scale ** 2, n_planes)
+    squared = planes if layer.settings.bit_serial else planes.square()
+    return layer._psums(squared, noise.cache[key], n_planes).view(shape)
+
+
+def _out_variance(layer: Any, noise: ReadNoise, scale: float) -> float:
+    """Output-noise variance per conversion in ADC steps² (σ = out_noise × full scale)."""
+    return (noise.out_sigma * layer.full_scale * scale / layer._dac_step()) ** 2
 
 
 def sliced_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | None) -> Tensor:
     """The output of a bit-sliced layer (:mod:`explorer.slicing`): every slice's column
     converted on its own (one signed conversion of the G⁺ − G⁻ current each), the codes
     shift-added digitally, ``Σ_j 2^(b·j) · code_j``."""
-    from explorer.tiles import adc_quantize_
+    from explorer.tiles import adc_levels, adc_quantize_
 
     s = layer.settings
     slices = layer.slices
@@ -234,30 +248,19 @@ def sliced_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | None) 
             slices.cache[key] = layer._grouped(slices.stacked * (dac / step), n_planes)
         sums = layer._psums(planes, slices.cache[key], n_planes)
         sums = sums.view(sums.shape[0], n_planes, layer.plan.count, -1)
-        if noise is not None:
-            _add_slice_noise_(layer, sums, planes, noise, dac / step, n_planes)
     errors: AdcErrors | None = None if calibrate else layer.adc_errors
+    if noise is not None:  # signed conversions; 1 bit is a comparator, converted below
+        variance = _read_variance(layer, lambda: noise.slice_variance, noise, planes,
+                                  dac / step, n_planes, sums.shape)
+        top = float(adc_levels(bits))
+        ideal = errors is None and bits > 1
+        sums = add_read_noise(sums, variance, _out_variance(layer, noise, dac / step),
+                              noise.generator, (-top, top) if ideal else None)
     if errors is not None:
         errors.apply_(sums, bits)
-    else:
+    elif noise is None or bits == 1:
         adc_quantize_(sums, bits)
     rows, _, chunks, _ = sums.shape
     shifts = torch.tensor(slices.shifts, dtype=sums.dtype, device=sums.device).view(-1, 1)
     combined = (sums.view(rows, n_planes, chunks, count, -1) * shifts).sum(3)
     return layer._unrows(layer._accumulate(combined, coeffs, layer._adc_step()), x.shape[0], x)
-
-
-def _add_slice_noise_(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise, scale: float,
-                      n_planes: int) -> None:
-    """Per-read noise of every slice column (ADC steps, in place)."""
-    if noise.slice_variance is not None:
-        key = ("slices", scale, n_planes)
-        if key not in noise.cache:
-            noise.cache.clear()
-            noise.cache[key] = layer._grouped(noise.slice_variance * scale ** 2, n_planes)
-        squared = planes if layer.settings.bit_serial else planes.square()
-        std = layer._psums(squared, noise.cache[key], n_planes).view(sums.shape).sqrt_()
-        sums.addcmul_(std, noise.normal(tuple(std.shape), std))
-    if noise.out_sigma:
-        sigma = noise.out_sigma * layer.full_scale * scale / layer._dac_step()
-        sums.add_(noise.normal(tuple(sums.shape), sums), alpha=sigma)

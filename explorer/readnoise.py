@@ -121,12 +121,15 @@ def _conversions_per_output(layer: Any) -> float:
     return planes * (2 if layer.signed_input else 1)
 
 
-def summed_noise(layer: Any, codes: Tensor, noise: ReadNoise) -> Tensor:
-    """The per-read noise of a layer with an ideal ADC, summed over its row chunks and
-    input planes (independent Gaussians add up exactly), shaped like the output.
+def add_summed_noise(layer: Any, out: Tensor, codes: Tensor, noise: ReadNoise) -> Tensor:
+    """The layer output ``out`` of an ideal ADC plus its per-read noise summed over the
+    row chunks and input planes (independent Gaussians add up exactly).
 
     ``codes``: the DAC codes of the layer input (or the inputs for an ideal DAC).
+    Returns a new tensor shaped like ``out``.
     """
+    from explorer.read_kernels import add_read_noise
+
     s = layer.settings
     dac2 = layer._dac_step() ** 2
     q = squared_planes(codes, s.bit_serial)
@@ -139,25 +142,30 @@ def summed_noise(layer: Any, codes: Tensor, noise: ReadNoise) -> Tensor:
     own_out = out_var * (2 if per_column and not shared else 1)
     shared_out = out_var if per_column and shared else 0.0
     variance = noise.variance()
-    weight_var = variance * dac2 if variance is not None else torch.zeros_like(layer.weight)
-    total = layer._full(q, weight_var, bias=False).add_(own_out).sqrt_()
-    total.mul_(noise.normal(tuple(total.shape), total))
     if noise.reference_variance or shared_out:
         ones = torch.full_like(layer.weight[:1], noise.reference_variance * dac2)
         ref = layer._full(q, ones, bias=False).add_(shared_out).sqrt_()  # [B, 1, …]
         shape = (ref.shape[0], column_tiles(layer.out_features, s.tile_cols), *ref.shape[2:])
         draw = (noise.normal(shape, ref) * ref).movedim(1, -1)
-        total.add_(expand_shared(draw, layer.out_features, s.tile_cols).movedim(-1, 1))
-    return total
+        out = out + expand_shared(draw, layer.out_features, s.tile_cols).movedim(-1, 1)
+    own = layer._full(q, variance * dac2, bias=False) if variance is not None else None
+    return add_read_noise(out, own, own_out, noise.generator)  # elementwise in logical order
 
 
-def add_chunk_noise_(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise) -> Tensor:
-    """Add one read's noise to every chunk partial sum ``sums`` ``[M, P, n, O]`` (ADC
-    steps, in place), before the ADC; ``planes`` the stacked input planes (DAC codes)."""
+def add_chunk_noise(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise,
+                    quantize: bool) -> Tensor:
+    """Every chunk partial sum ``sums`` ``[M, P, n, O]`` (ADC steps) plus one read's noise,
+    before the ADC; ``planes`` the stacked input planes (DAC codes). With ``quantize``
+    the result is also converted by the ideal signed ADC (rounded, saturated) in the
+    same pass. Returns a new tensor (or ``sums`` itself, changed)."""
+    from explorer.read_kernels import add_read_noise
+    from explorer.tiles import adc_levels, adc_quantize_
+
     s = layer.settings
     rows, n_planes, chunks, columns = sums.shape
     scale2 = (layer._dac_step() / layer._adc_step()) ** 2
     variance = noise.variance()
+    own: Tensor | None = None
     if variance is not None or noise.reference_variance:
         key = ("variance", scale2, n_planes)
         if key not in noise.cache:
@@ -167,16 +175,16 @@ def add_chunk_noise_(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise)
                 v = torch.cat([v, torch.full_like(v[:1], noise.reference_variance)])
             noise.cache[key] = layer._grouped(v * scale2, n_planes)
         squared = planes if s.bit_serial else planes.square()
-        std = layer._psums(squared, noise.cache[key], n_planes).view(rows, n_planes, chunks, -1)
-        std.sqrt_()  # contiguous, in place
-        if variance is not None:
-            own = std[..., :columns] if noise.reference_variance else std
-            sums.addcmul_(own, noise.normal(tuple(own.shape), own))
-        if noise.reference_variance:
+        var = layer._psums(squared, noise.cache[key], n_planes).view(rows, n_planes, chunks, -1)
+        own = var if not noise.reference_variance else \
+            var[..., :columns].contiguous() if variance is not None else None
+        if noise.reference_variance:  # one draw per read for the column tile's reference
             tiles = column_tiles(columns, s.tile_cols)
-            ref = std[..., columns:] * noise.normal((rows, n_planes, chunks, tiles), sums)
+            ref = var[..., columns:].sqrt() * noise.normal((rows, n_planes, chunks, tiles), sums)
             sums.add_(expand_shared(ref, columns, s.tile_cols))
-    if noise.out_sigma:
-        sigma = noise.out_sigma * layer.full_scale / layer._adc_step()
-        sums.add_(noise.normal(tuple(sums.shape), sums), alpha=sigma)
-    return sums
+    out_variance = (noise.out_sigma * layer.full_scale / layer._adc_step()) ** 2
+    if own is None and not out_variance:
+        return adc_quantize_(sums, int(s.adc_bits)) if quantize else sums
+    top = float(adc_levels(int(s.adc_bits)))
+    return add_read_noise(sums, own, out_variance, noise.generator,
+                          (-top, top) if quantize else None)

@@ -21,9 +21,6 @@ a few seconds (torch caches it on disk for later processes).
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -31,38 +28,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-log = logging.getLogger(__name__)
+from explorer import fused as kernels
+from explorer.fused import compile_enabled, compiled_kernel, counter_uniform, mark_failed
 
 EDGE_LIMIT = 50.0
 """Cell-edge arguments are clipped to ±50 so that every factor below stays finite in
 float32 (clipped values lie far outside the grid, where the sample is already 0 or 1)."""
-
-_MASK32 = 0xFFFFFFFF
-
-
-def _hash32(h: Tensor) -> Tensor:
-    """A 32-bit integer hash (two xor-shift-multiply rounds, constants from Wellons'
-    hash prospector) on int64 tensors holding values in [0, 2^32): the products stay
-    below 2^63, so no step overflows."""
-    h = h ^ (h >> 16)
-    h = (h * 0x21F0AAAD) & _MASK32
-    h = h ^ (h >> 15)
-    h = (h * 0x735A2D97) & _MASK32
-    return h ^ (h >> 15)
-
-
-def counter_uniform(key: Tensor, n: int, device: torch.device | str | None = None,
-                    dtype: torch.dtype = torch.float32) -> Tensor:
-    """``n`` uniform numbers in (0, 1) from a 0-d int64 ``key`` in [0, 2^32):
-    ``hash(hash(i) + key)`` of the element index ``i``, 23 bits each, centred in their
-    bin: never 0 or 1, and 1 − p is exact in float32 (with 24 bits the top value would
-    round to 1). A counter-based generator: the same key gives the same numbers
-    on any device and inside or outside a compiled kernel, and a kernel computes them
-    in its own loop instead of reading a noise tensor."""
-    index = torch.arange(n, device=device if device is not None else key.device)
-    h = _hash32((_hash32(index) + key) & _MASK32)
-    return ((h >> 9).to(dtype) + 0.5) * (1.0 / (1 << 23))
-
 
 def _uniform(noise: Tensor, x: Tensor) -> Tensor:
     """Uniform numbers for ``x``'s elements: from a key (:func:`counter_uniform`), or a
@@ -194,38 +165,7 @@ def soft_round_backward(grad: Tensor, x: Tensor, noise: Tensor, step: Tensor, s:
     return grad_x, grad_step, grad_s
 
 
-# ----------------------------------------------------------------------------- compiling
-_lock = threading.Lock()
-_compiled: dict[str, Callable[..., Any]] = {}
-_failed: set[str] = set()
-
-
-def compile_enabled() -> bool:
-    """Whether fused kernels are wanted: ``EXPLORER_COMPILE`` unset, ``1`` or ``auto``."""
-    return os.environ.get("EXPLORER_COMPILE", "auto").strip().lower() not in ("0", "false",
-                                                                             "no", "off")
-
-
-class _NoCudaNotice(logging.Filter):
-    """Drops torch's "No CUDA runtime is found" notice, printed when a CUDA build of torch
-    compiles a CPU kernel: on a machine without a GPU it says nothing useful."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "No CUDA runtime is found" not in record.getMessage()
-
-
-def _compiled_kernel(name: str, function: Callable[..., Any]) -> Callable[..., Any] | None:
-    with _lock:
-        if name in _failed or not compile_enabled() or not hasattr(torch, "compile"):
-            return None
-        if not _compiled and not torch.cuda.is_available():
-            logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaNotice())
-        if name not in _compiled:
-            # dynamic_threads: always a parallel loop (OpenMP splits it by size), not a
-            # serial one because the first tensor compiled for happened to be small
-            _compiled[name] = torch.compile(function, dynamic=True,
-                                            options={"cpp.dynamic_threads": True})
-        return _compiled[name]
+_KERNELS = ("forward", "backward", "soft_forward", "soft_backward")
 
 
 def _run(name: str, function: Callable[..., Any], fused: bool, *args: Tensor,
@@ -235,21 +175,17 @@ def _run(name: str, function: Callable[..., Any], fused: bool, *args: Tensor,
     # flat, detached, not views: the compiled kernel's guards then hold for every call
     args = tuple(a.reshape(-1).detach() if a.dim() else a.detach() for a in args)
     try:
-        kernel = _compiled_kernel(name, function) if fused else None
+        kernel = compiled_kernel(name, function) if fused else None
         if kernel is not None:
             return kernel(*args)
     except Exception as exc:  # any compiler failure: use the plain kernel
-        with _lock:
-            _failed.add(name)
-        log.warning("relaxed quantization: torch.compile failed (%s: %s); using the "
-                    "unfused kernels (slower; same formulas, noise from torch's generator)",
-                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        mark_failed(name, "relaxed quantization", exc)
     return function(*(plain(args) if plain is not None else args))
 
 
 def fused_active() -> bool:
-    """True while compiled kernels are used (none failed, compiling not switched off)."""
-    return compile_enabled() and not _failed and hasattr(torch, "compile")
+    """True while the relaxation's compiled kernels are used (none failed, compiling on)."""
+    return kernels.fused_active(_KERNELS)
 
 
 class RelaxedSample(torch.autograd.Function):

@@ -459,12 +459,13 @@ class TiledLayer(nn.Module):
 
         s = self.settings
         noise = None if calibrate else self._noise()
+        converted = False  # converted by the ADC in the noise's pass
         if s.adc_bits is None:  # ideal ADC: chunks and planes add up exactly, skip them
             scaled = weight if s.dac_bits is None else weight * self._dac_step()
             codes = self._codes(x)
             out = self._full(codes, scaled)
             if noise is not None:
-                out = out + readnoise.summed_noise(self, codes, noise)
+                out = readnoise.add_summed_noise(self, out, codes, noise)
             return out
         if s.adc_input == "per_column":
             return converters.per_column_run(self, x, calibrate, noise)
@@ -474,15 +475,16 @@ class TiledLayer(nn.Module):
             sums, coeffs = self._sums(x, weight, cached=False)
             self.adc_range.fill_(self._calibrated_adc_range(sums, weight))
             sums.div_(self._adc_step())
-        elif noise is not None:
+        elif noise is not None:  # an ideal ADC converts in the noise's pass
             planes = self._planes(self._prepare(x))
             sums, coeffs = self._sums(x, weight, cached=True, planes=planes)
-            readnoise.add_chunk_noise_(self, sums, planes[0], noise)
+            converted = self.adc_errors is None and int(s.adc_bits) > 1
+            sums = readnoise.add_chunk_noise(self, sums, planes[0], noise, converted)
         else:
             sums, coeffs = self._sums(x, weight, cached=True)
         if self.adc_errors is not None and not calibrate:
             self.adc_errors.apply_(sums, int(s.adc_bits))
-        else:
+        elif not converted:
             adc_quantize_(sums, int(s.adc_bits))
         if self.output_scale is not None and not calibrate:  # digital, e.g. drift compensation
             sums.mul_(self.output_scale)

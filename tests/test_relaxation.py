@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 
-from explorer import relaxation
+from explorer import fused, relaxation
 from explorer.relaxation import RelaxedSample, SoftRoundSample, counter_uniform
 
 GRIDS = [(0, 15, 0.0), (-7, 7, 0.0), (0, 3, -1.5), (0, 1, -0.5)]  # DAC, ADC, weights, 1-bit
@@ -153,12 +153,12 @@ def test_a_failing_compiler_falls_back_to_the_plain_kernels(monkeypatch, caplog)
             raise RuntimeError("no C++ compiler")
         return run
 
-    monkeypatch.setattr(relaxation, "_compiled", {})
-    monkeypatch.setattr(relaxation, "_failed", set())
+    monkeypatch.setattr(fused, "_compiled", {})
+    monkeypatch.setattr(fused, "_failed", set())
     monkeypatch.setattr(torch, "compile", broken)
     x = torch.linspace(-5, 5, 101)
     args = (torch.tensor(3), torch.tensor(0.5), torch.tensor(3.0), 0.5, (-7, 7, 0.0))
-    with caplog.at_level(logging.WARNING, logger="explorer.relaxation"):
+    with caplog.at_level(logging.WARNING, logger="explorer.fused"):
         value = _sample(x, *args, fused=True)
     assert "torch.compile failed" in caplog.text and not relaxation.fused_active()
     torch.testing.assert_close(value, _sample(x, *args, fused=False), rtol=0, atol=0)
