@@ -31,6 +31,7 @@ from bokeh.plotting import figure
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import METHODS, map_weights
+from explorer.ui.widgets import show_table_data
 
 ALL_LAYERS = "all layers"
 DEFAULT_COMPARE = ["linear", "min_error", "generalized"]
@@ -325,12 +326,8 @@ class MappingView(pn.viewable.Viewer):
         frame = self.stats
         if frame is None:
             return
-        # A new source, not new data in the old one: BokehJS redraws a DataTable only when
-        # its rows' indices change, so new numbers in as many rows stayed unseen on the page
-        # (issue 18: dragging Levels 8 -> 80 left the 8-level RMSE shown). A new source
-        # changes the table model itself, which redraws it.
-        self._table_source = ColumnDataSource({c: frame[c].to_numpy() for c, _ in TABLE_COLUMNS})
-        self._table_model.source = self._table_source
+        self._table_source = show_table_data(  # a new source: see show_table_data
+            self._table_model, {c: frame[c].to_numpy() for c, _ in TABLE_COLUMNS})
 
     @param.depends("error", watch=True)
     def _show_error(self) -> None:

@@ -27,7 +27,9 @@ from explorer.errors import InputError
 from explorer.mapping import map_weights
 from explorer.nonideal import NonIdealities
 from explorer.settings.noise import NoiseSettings
+from explorer.ui.deferred import Deferred
 from explorer.ui.mapping_view import one_torch_thread
+from explorer.ui.widgets import show_table_data
 
 KINDS = {"mapped": "#1f77b4", "programmed": "#ff7f0e"}
 WATCHED = ["mapping", "scheme", "scale", "snap_codebook", "weight_slices", "bits_per_cell",
@@ -80,11 +82,12 @@ class ProgrammingView(pn.viewable.Viewer):
         self._figure = fig
         self._table_source = ColumnDataSource({c: [] for c, _ in TABLE_COLUMNS})
         table = DataTable(source=self._table_source, index_position=None, height=200,
-                          sizing_mode="stretch_width",
+                          sizing_mode="stretch_width", css_classes=["programming-table"],
                           columns=[TableColumn(field=c, title=t) if c == "layer" else
                                    TableColumn(field=c, title=t,
                                                formatter=NumberFormatter(format="0.0000"))
                                    for c, t in TABLE_COLUMNS])
+        self._table = table
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
         self._layout = pn.Column(
             pn.pane.Markdown("### Programming spread", margin=(0, 10)),
@@ -92,6 +95,9 @@ class ProgrammingView(pn.viewable.Viewer):
             self._alert, pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(table, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         self.recompute()
+        # after the mapping histograms: a settings change recomputes this view on the next
+        # tick of a served page's loop (its patch then follows theirs)
+        self._deferred = Deferred(self.recompute)
         watched = [name for name in WATCHED if name in settings.param]
         settings.param.watch(self._on_change, watched)
         device.param.watch(self._on_change, [n for n in DEVICE_WATCHED if n in device.param])
@@ -167,7 +173,7 @@ class ProgrammingView(pn.viewable.Viewer):
 
     # -- watchers ----------------------------------------------------------------------
     def _on_change(self, *_events: param.parameterized.Event) -> None:
-        self.recompute()
+        self._deferred()
 
     @param.depends("trial", "bins", "weights", watch=True)
     def _on_view_change(self) -> None:
@@ -186,7 +192,8 @@ class ProgrammingView(pn.viewable.Viewer):
                 source.data = {"left": part["left"].to_numpy(),
                                "right": part["right"].to_numpy(),
                                "top": part["count"].to_numpy()}
-            self._table_source.data = {c: self.stats[c].to_numpy() for c, _ in TABLE_COLUMNS}
+            self._table_source = show_table_data(  # redrawn: same rows, new numbers
+                self._table, {c: self.stats[c].to_numpy() for c, _ in TABLE_COLUMNS})
 
 
 def _pulses(indices: torch.Tensor | None) -> torch.Tensor | None:

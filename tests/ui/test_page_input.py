@@ -112,6 +112,36 @@ def assert_page_shows(page: Page, view) -> None:
     assert sorted(json.loads(page.histograms())) == expected_hist
 
 
+def assert_programming_shows(page: Page, levels: int) -> None:
+    """The programming spread table (updated on the tick after the mapping histograms)
+    shows the core's programming view for ``levels``, built here."""
+    from explorer.crossbar import CrossbarConfig
+    from explorer.device import DeviceModel
+    from explorer.ui.app import WORKLOADS, network_weights
+    from explorer.ui.programming_view import TABLE_COLUMNS, ProgrammingView
+
+    device = DeviceModel.from_preset("AlOx/HfO2", levels=levels)
+    weights, _ = network_weights(WORKLOADS[WORKLOAD].model)
+    view = ProgrammingView(device, CrossbarConfig(device=device), weights)
+    numeric = [c for c, _ in TABLE_COLUMNS if c != "layer"]
+    expected = {r["layer"]: [float(r[c]) for c in numeric] for r in view.stats.to_dict("records")}
+
+    def shown() -> dict[str, list[float]]:
+        rows = page.page.locator(".programming-table .slick-row").all_inner_texts()
+        return {layer: [float(n) for n in numbers]
+                for layer, *numbers in (text.split("\n") for text in rows)}
+
+    for _ in range(200):  # re-read the DOM after each idle: no sleeping
+        page.wait_idle()
+        now = shown()
+        if now.keys() == expected.keys() and all(  # 4 decimals shown
+                np.allclose(now[k], expected[k], rtol=0, atol=5.1e-5) for k in expected):
+            return
+        page.page.wait_for_function(
+            "() => new Promise(r => requestAnimationFrame(() => r(true)))")
+    raise AssertionError((shown(), expected))
+
+
 def histogram_pixels(page: Page) -> bytes:
     return page.page.locator(".mapping-histograms canvas").first.screenshot()
 
@@ -142,6 +172,7 @@ def test_a_mouse_drag_of_the_levels_slider_redraws_the_table_and_histograms(tab)
     # issue 18's bug: the table kept the 8-level numbers while its source held the new
     assert_page_shows(tab, core_view(levels))
     assert histogram_pixels(tab) != before  # the drawn histograms changed too
+    assert_programming_shows(tab, levels)  # the deferred view followed, redrawn
     assert tab.errors() == []
 
 
