@@ -8,7 +8,8 @@ import logging
 import pytest
 import torch
 
-from explorer import fused, relaxation
+from explorer import fused as kernels
+from explorer import relaxation
 from explorer.relaxation import RelaxedSample, SoftRoundSample, counter_uniform
 
 GRIDS = [(0, 15, 0.0), (-7, 7, 0.0), (0, 3, -1.5), (0, 1, -0.5)]  # DAC, ADC, weights, 1-bit
@@ -153,8 +154,8 @@ def test_a_failing_compiler_falls_back_to_the_plain_kernels(monkeypatch, caplog)
             raise RuntimeError("no C++ compiler")
         return run
 
-    monkeypatch.setattr(fused, "_compiled", {})
-    monkeypatch.setattr(fused, "_failed", set())
+    monkeypatch.setattr(kernels, "_compiled", {})
+    monkeypatch.setattr(kernels, "_failed", set())
     monkeypatch.setattr(torch, "compile", broken)
     x = torch.linspace(-5, 5, 101)
     args = (torch.tensor(3), torch.tensor(0.5), torch.tensor(3.0), 0.5, (-7, 7, 0.0))
