@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import panel as pn
@@ -43,14 +44,19 @@ def number_control(
 
 
 def show_table_data(table: Any, data: dict[str, Any]) -> Any:
-    """Give a Bokeh ``DataTable`` new rows through a new ``ColumnDataSource`` (returned).
+    """Give a Bokeh ``DataTable`` new rows, and make the page redraw it; returns its source.
 
-    Not new data in the old source: BokehJS redraws a DataTable only when its rows'
-    indices change, so new numbers in as many rows stayed unseen on the page (issue 18:
-    dragging Levels 8 -> 80 left the 8-level RMSE shown). A new source changes the table
-    model itself, which redraws it.
+    New data alone is not enough: BokehJS redraws a DataTable from its source only when
+    the rows' indices change, so new numbers in as many rows stayed unseen on the page
+    (issue 18: dragging Levels 8 -> 80 left the 8-level RMSE shown). Any change of the
+    table model's own properties re-renders it, so its ``tags`` carry a revision number.
+    (Not a new source: a new model in a table shown in several notebook outputs fails.)
     """
-    from bokeh.models import ColumnDataSource
-
-    table.source = ColumnDataSource(data)
+    table.source.data = data
+    kept = [t for t in table.tags if not str(t).startswith(_REVISION)]
+    table.tags = [*kept, f"{_REVISION}{next(_revisions)}"]
     return table.source
+
+
+_REVISION = "table-revision-"
+_revisions = itertools.count(1)
