@@ -83,6 +83,33 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+RELEASE_DELAY_S = 1.0
+"""How long after a session ends its memory is handed back (its end-of-session hooks run
+while its document and views still exist; they are gone once Bokeh has discarded it)."""
+_release_scheduled = threading.Event()
+
+
+def release_memory_soon(delay_s: float = RELEASE_DELAY_S) -> None:
+    """:func:`release_memory` once, ``delay_s`` seconds from now, on this thread's event
+    loop (several sessions ending together share one call); at once without a loop."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        release_memory()
+        return
+    if _release_scheduled.is_set():
+        return
+    _release_scheduled.set()
+
+    def release() -> None:
+        _release_scheduled.clear()
+        release_memory()
+
+    loop.call_later(delay_s, release)
+
+
 def served_document():
     """The Bokeh document of the current server session, or None (notebook, script, test)."""
     doc = pn.state.curdoc
