@@ -27,7 +27,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -229,6 +229,34 @@ class RoundRobin:
 
     def __len__(self) -> int:
         return sum(1 for line in self._lines.values() for job in line if not job.finished)
+
+
+def turn_violations(events: Iterable[tuple[str, str]]) -> list[str]:
+    """Breaches of round-robin in a job log: ``events`` are ``("queued" | "started",
+    owner)`` in the order they happened (each start is of the owner's oldest waiting job).
+
+    A breach: an owner is started twice while another owner was waiting the whole time in
+    between (a job of it queued before the first of those starts) and was not served at
+    all meanwhile. An owner with several jobs waiting is served once per turn, so its
+    second job waiting on across another owner's two turns is no breach.
+    """
+    waiting: dict[str, deque[int]] = {}  # owner -> positions its waiting jobs were queued at
+    last_start: dict[str, int] = {}
+    problems = []
+    for pos, (kind, owner) in enumerate(events):
+        if kind == "queued":
+            waiting.setdefault(owner, deque()).append(pos)
+            continue
+        previous = last_start.get(owner)
+        if previous is not None:
+            for other, queued in waiting.items():
+                if (other != owner and queued and queued[0] < previous
+                        and last_start.get(other, -1) < previous):
+                    problems.append(f"{owner} served twice while {other} waited")
+        last_start[owner] = pos
+        if waiting.get(owner):
+            waiting[owner].popleft()
+    return problems
 
 
 class _Admission:
