@@ -34,7 +34,7 @@ from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEdit
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.programming_view import ProgrammingView
-from explorer.ui.session import release_memory_soon, served_document
+from explorer.ui.session import job_runner, release_memory_soon, served_document
 from explorer.ui.sweep_panel import SweepPanel
 from explorer.ui.time_wires import TimeWiresView
 from explorer.ui.train_panel import TrainPanel
@@ -113,7 +113,8 @@ class Explorer(pn.viewable.Viewer):
         self.mapping = MappingView(config.device, config, weights)
         self.programming = ProgrammingView(config.device, config, weights)
         chosen = self.accuracy.selected_workload()
-        self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
+        self.cost = CostPanel(config, runner=runner if runner is not None else job_runner(),
+                              model=chosen.model, data=chosen.dataset)
         self.layers = LayersView(config, runner=runner, model=chosen.model)
         self.time_wires = TimeWiresView(config, runner=runner, workload=self.accuracy.core)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))

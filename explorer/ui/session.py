@@ -23,6 +23,8 @@ when served, this process's job thread in notebooks and tests)."""
 SCHEDULER_ENV = "EXPLORER_SCHEDULER"
 """A Dask scheduler address (``tcp://HOST:8786``) for the dashboard's jobs, the one
 ``explorer sweep --scheduler`` takes; unset: a LocalCluster started with the server."""
+EXIT_WAIT_S = 30.0
+"""Longest the interpreter's exit waits for a running in-process job (seconds)."""
 _local_ids = itertools.count(1)
 _runner_lock = threading.Lock()
 
@@ -67,6 +69,9 @@ def job_runner(kind: str | None = None) -> Any:
                 atexit.register(runner.shutdown)
             else:
                 runner = JobRunner()
+                # a job still running in the (daemon) thread while the interpreter ends
+                # aborts it (torch): at exit, cancel what waits and let the running one end
+                atexit.register(runner.shutdown, timeout=EXIT_WAIT_S)
             pn.state.cache[RUNNER_CACHE_KEY] = runner
         return runner
 
