@@ -65,23 +65,13 @@ JOB_LOG = re.compile(r"jobs: (queued|started) (\d+) (\S+)")
 
 
 def unfair_starts(lines: list[str]) -> list[str]:
-    """Round-robin violations in the server's job log: an owner started twice while
-    another owner had a job waiting the whole time between those two starts."""
+    """Round-robin breaches in the server's job log (:func:`explorer.jobs.turn_violations`:
+    an owner started twice while another owner waited the whole time in between and was
+    not served meanwhile)."""
+    from explorer.jobs import turn_violations
+
     events = [m.groups() for m in map(JOB_LOG.search, lines) if m]
-    waiting_since: dict[str, list[int]] = {}  # owner -> positions its waiting jobs queued
-    last_start: dict[str, int] = {}
-    problems = []
-    for pos, (kind, _job, owner) in enumerate(events):
-        if kind == "queued":
-            waiting_since.setdefault(owner, []).append(pos)
-            continue
-        if owner in last_start:
-            for other, queued in waiting_since.items():
-                if other != owner and queued and queued[0] < last_start[owner]:
-                    problems.append(f"{owner} served twice while {other} waited")
-        last_start[owner] = pos
-        waiting_since[owner].pop(0)
-    return problems
+    return turn_violations((kind, owner) for kind, _job, owner in events)
 
 
 def reference_accuracies(levels: list[int], limit: int) -> dict[int, float]:

@@ -27,7 +27,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -219,8 +219,44 @@ class RoundRobin:
             del self._lines[owner]
         return None
 
+    def discard(self, job: Job) -> None:
+        """Forget ``job`` if it still waits here (it finished: cancelled while queued)."""
+        line = self._lines.get(job.owner)
+        if line is not None and job in line:
+            line.remove(job)
+            if not line:
+                del self._lines[job.owner]
+
     def __len__(self) -> int:
         return sum(1 for line in self._lines.values() for job in line if not job.finished)
+
+
+def turn_violations(events: Iterable[tuple[str, str]]) -> list[str]:
+    """Breaches of round-robin in a job log: ``events`` are ``("queued" | "started",
+    owner)`` in the order they happened (each start is of the owner's oldest waiting job).
+
+    A breach: an owner is started twice while another owner was waiting the whole time in
+    between (a job of it queued before the first of those starts) and was not served at
+    all meanwhile. An owner with several jobs waiting is served once per turn, so its
+    second job waiting on across another owner's two turns is no breach.
+    """
+    waiting: dict[str, deque[int]] = {}  # owner -> positions its waiting jobs were queued at
+    last_start: dict[str, int] = {}
+    problems = []
+    for pos, (kind, owner) in enumerate(events):
+        if kind == "queued":
+            waiting.setdefault(owner, deque()).append(pos)
+            continue
+        previous = last_start.get(owner)
+        if previous is not None:
+            for other, queued in waiting.items():
+                if (other != owner and queued and queued[0] < previous
+                        and last_start.get(other, -1) < previous):
+                    problems.append(f"{owner} served twice while {other} waited")
+        last_start[owner] = pos
+        if waiting.get(owner):
+            waiting[owner].popleft()
+    return problems
 
 
 class _Admission:
@@ -232,6 +268,7 @@ class _Admission:
         self.max_pending = max_pending
         self.max_pending_per_owner = max_pending_per_owner
         self._pending: list[Job] = []
+        self._waiting = RoundRobin()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -255,9 +292,11 @@ class _Admission:
         return job
 
     def _forget(self, job: Job) -> None:
+        # a job cancelled while it waited leaves the queue now, not at the next turn
         with self._lock:
             if job in self._pending:
                 self._pending.remove(job)
+            self._waiting.discard(job)
 
     def pending(self, owner: str | None = None) -> list[Job]:
         """Jobs queued or running, oldest first (all owners when ``owner`` is None)."""
@@ -284,7 +323,6 @@ class JobRunner(_Admission):
                  name: str = "explorer-jobs") -> None:
         super().__init__(max_pending, max_pending_per_owner)
         self.name = name
-        self._waiting = RoundRobin()
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
@@ -456,7 +494,6 @@ class DaskJobRunner(_Admission):
         self.cluster: Any = None
         self.start_error = ""
         self._connect_timeout = connect_timeout
-        self._waiting = RoundRobin()
         self._running: dict[int, tuple[Job, Any]] = {}
         self._wake = threading.Condition(self._lock)
         self._ready = threading.Event()
@@ -539,22 +576,28 @@ class DaskJobRunner(_Admission):
     def _start_and_dispatch(self) -> None:
         self._connect()
         self._ready.set()
-        while True:
-            with self._lock:
-                while not self._closed and not (len(self._waiting) and self._free_slot()):
-                    self._wake.wait()
-                if self._closed:
-                    return
-                job = self._waiting.pop()
-                if job is None or not job._start():
-                    continue
-                # logged under the lock: the log's order is the order of the queue
-                log.info("jobs: started %s %s %s", job.job_id, job.owner or "-",
-                         job.label or "-")
-            if self.client is None:
-                job._finish(FAILED, error=self.start_error)
-                continue
+        while self._dispatch_one():
+            pass
+
+    def _dispatch_one(self) -> bool:
+        """Wait for a waiting job and a free worker thread, send the job; False once the
+        runner is shut down. (One call per job: no local of this thread keeps the last job,
+        and through its watchers a closed session's views, alive while it waits.)"""
+        with self._lock:
+            while not self._closed and not (len(self._waiting) and self._free_slot()):
+                self._wake.wait()
+            if self._closed:
+                return False
+            job = self._waiting.pop()
+            if job is None or not job._start():
+                return True
+            # logged under the lock: the log's order is the order of the queue
+            log.info("jobs: started %s %s %s", job.job_id, job.owner or "-", job.label or "-")
+        if self.client is None:
+            job._finish(FAILED, error=self.start_error)
+        else:
             self._send(job)
+        return True
 
     def _free_slot(self) -> bool:
         if self.client is None:
@@ -632,34 +675,44 @@ class DaskJobRunner(_Admission):
     def _listen(self) -> None:
         """Progress reports from the workers, handed to their jobs (until the ``None``
         that :meth:`shutdown` sends: a blocking read, no time-outs to poll with)."""
-        while True:
-            try:
-                items = [self._queue.get()]
-                items += self._queue.get(batch=True)
-            except Exception:
-                if self._closed or self.client is None:
-                    return
-                log.debug("jobs: progress queue read failed", exc_info=True)
+        while self._listen_once():
+            pass
+
+    def _listen_once(self) -> bool:
+        """Wait for progress reports and hand them on; False when listening should end.
+        (One call per batch: no local keeps a finished job alive while the read waits.)"""
+        try:
+            items = [self._queue.get()]
+            items += self._queue.get(batch=True)
+        except Exception:
+            if self._closed or self.client is None:
+                return False
+            log.debug("jobs: progress queue read failed", exc_info=True)
+            return True
+        if None in items:
+            return False
+        self._hand_on(items)
+        return True
+
+    def _hand_on(self, items: list[tuple[int, float, str, Any]]) -> None:
+        """Progress reports ``(job_id, fraction, message, extra)`` to their jobs."""
+        latest: dict[int, tuple[float, str]] = {}
+        for job_id, fraction, message, extra in items:
+            entry = self._running.get(job_id)
+            if entry is None:
                 continue
-            if None in items:
-                return
-            latest: dict[int, tuple[float, str]] = {}
-            for job_id, fraction, message, extra in items:
-                entry = self._running.get(job_id)
-                if entry is None:
-                    continue
-                if message == "started on a worker":
-                    entry[0].attempts += 1
-                if extra is not None:
-                    entry[0].report(fraction, message, extra)
-                latest[job_id] = (fraction, message)
-            for job_id, (fraction, message) in latest.items():  # coalesced: the last one
-                entry = self._running.get(job_id)
-                if entry is not None:
-                    job = entry[0]
-                    if job.attempts > 1 and message:
-                        message = f"{message} (attempt {job.attempts}: a worker died)"
-                    job.report(fraction, message)
+            if message == "started on a worker":
+                entry[0].attempts += 1
+            if extra is not None:
+                entry[0].report(fraction, message, extra)
+            latest[job_id] = (fraction, message)
+        for job_id, (fraction, message) in latest.items():  # coalesced: the last one
+            entry = self._running.get(job_id)
+            if entry is not None:
+                job = entry[0]
+                if job.attempts > 1 and message:
+                    message = f"{message} (attempt {job.attempts}: a worker died)"
+                job.report(fraction, message)
 
 
 _default_runner: JobRunner | None = None

@@ -261,3 +261,46 @@ def tile_losses(analog: Any) -> dict[str, list[Any]]:
                 tiles.append(col)
             row += 1
     return {"x": xs, "y": ys, "loss": losses, "layer": layers, "tile": tiles}
+
+
+_cost_inputs: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
+
+
+def _cost_workload(model: str, data: str, images: int) -> tuple[Any, Any]:
+    """The network (eval mode) and ``images`` training images for the cost estimate,
+    cached per worker like :func:`loaded_workload`."""
+    from explorer.models import network_from_checkpoint, read_named_checkpoint
+    from explorer.workload import calibration_images, default_dataset
+
+    key = (model, data, images, _checkpoint_stamp(model))
+    with _cache_lock:
+        if key in _cost_inputs:
+            _cost_inputs.move_to_end(key)
+            return _cost_inputs[key]
+    ckpt, path = read_named_checkpoint(model)
+    network = network_from_checkpoint(ckpt, path).eval()
+    calibration, _ = calibration_images(data or default_dataset(network), images,
+                                        download=False)
+    with _cache_lock:
+        _cost_inputs[key] = (network, calibration)
+        while len(_cost_inputs) > CACHED_WORKLOADS:
+            _cost_inputs.popitem(last=False)
+    return network, calibration
+
+
+def cost_task(settings: dict[str, Any], *, progress: Callable[..., None],
+              cancel: Any) -> Any:
+    """The dashboard's cost panel: :func:`explorer.cost.estimate` of the workload's
+    network mapped onto the crossbar of ``settings`` (a settings file's plain data) and
+    calibrated on ``workload.calibration_images`` training images, as ``explorer cost``
+    does. Returns the :class:`~explorer.cost.CostReport`."""
+    from explorer.cost import estimate
+    from explorer.crossbar import to_crossbar
+    from explorer.settings import Settings
+
+    chosen = Settings.from_dict(settings)
+    crossbar, work = chosen.crossbar, chosen.workload
+    crossbar.validate()
+    progress(0.0, "mapping and calibrating")
+    network, images = _cost_workload(work.model, work.data, work.calibration_images)
+    return estimate(to_crossbar(network, crossbar, calibration=images), crossbar)

@@ -239,3 +239,85 @@ def test_round_robin_skips_jobs_cancelled_while_waiting():
     assert len(line) == 4
     assert [line.pop().label for _ in range(4)] == ["a1", "b2", "c1", "a2"]
     assert line.pop() is None and len(line) == 0
+
+
+def test_turn_violations_reads_a_job_log_by_turns_not_by_jobs():
+    from explorer.jobs import turn_violations
+
+    # b's second job waits across a's two turns, but b was served in between: fair
+    fair = [("queued", "a"), ("queued", "a"), ("queued", "b"), ("queued", "b"),
+            ("started", "a"), ("started", "b"), ("started", "a"), ("started", "b")]
+    assert turn_violations(fair) == []
+    # first come, first served: a twice while b, queued before, waited unserved
+    unfair = [("queued", "a"), ("queued", "a"), ("queued", "b"),
+              ("started", "a"), ("started", "a"), ("started", "b")]
+    assert turn_violations(unfair) == ["a served twice while b waited"]
+    # an owner that queued only after a's first start may see a served again first
+    late = [("queued", "a"), ("queued", "a"), ("started", "a"), ("queued", "b"),
+            ("started", "a"), ("started", "b")]
+    assert turn_violations(late) == []
+
+
+def classroom_order(greedy: int, others: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """The classroom bench's pattern on a RoundRobin with one worker: ``greedy`` owners
+    queue three jobs each, the first job starts, then ``others`` owners queue one each;
+    returns the start order and the job log."""
+    from explorer.jobs import RoundRobin
+
+    line, log, order = RoundRobin(), [], []
+
+    def put(owner: str) -> None:
+        line.put(Job(lambda progress, cancel: None, owner=owner))
+        log.append(("queued", owner))
+
+    def start() -> None:
+        job = line.pop()
+        log.append(("started", job.owner))
+        order.append(job.owner)
+
+    for g in range(greedy):
+        for _ in range(3):
+            put(f"g{g}")
+    start()  # the worker takes the first job while the others are still arriving
+    for n in range(others):
+        put(f"n{n}")
+    while len(line):
+        start()
+    return order, log
+
+
+def test_thirty_owners_are_served_in_turns():
+    from explorer.jobs import turn_violations
+
+    order, log = classroom_order(greedy=5, others=25)
+    greedy = [f"g{g}" for g in range(5)]
+    others = [f"n{n}" for n in range(25)]
+    # g0 was served before the others arrived, so its second turn comes before theirs
+    assert order == ["g0", *greedy[1:], "g0", *others, *greedy[1:], "g0", *greedy[1:]]
+    assert turn_violations(log) == []
+
+
+def test_many_owners_take_turns_on_the_job_thread():
+    from explorer.jobs import turn_violations
+
+    runner = JobRunner(max_pending=64)
+    gate, started = threading.Event(), threading.Event()
+    log: list[tuple[str, str]] = []
+    blocker = runner.submit(blocked_until(gate, started), owner="blocker")
+    assert started.wait(TIMEOUT)  # the worker is busy: everything below waits in line
+
+    def record(owner, progress, cancel):
+        log.append(("started", owner))
+
+    owners = [f"g{g}" for g in range(5)] * 3 + [f"n{n}" for n in range(25)]
+    jobs = []
+    for owner in owners:
+        jobs.append(runner.submit(record, owner, owner=owner))
+        log.append(("queued", owner))
+    gate.set()
+    assert [j.wait(TIMEOUT) for j in (blocker, *jobs)] == [DONE] * (len(owners) + 1)
+    starts = [owner for kind, owner in log if kind == "started"]
+    greedy = [f"g{g}" for g in range(5)]
+    assert starts == [*greedy, *(f"n{n}" for n in range(25)), *greedy, *greedy]
+    assert turn_violations(log) == []
+    runner.shutdown(timeout=TIMEOUT)

@@ -108,6 +108,29 @@ def test_owners_take_turns_on_the_cluster(runner):
     assert order == ["a1", "b1", "a2", "a3"]
 
 
+def test_a_finished_job_does_not_keep_its_watchers_alive(runner):
+    """A finished job's watchers (a closed session's views) die with the job: no thread of
+    the runner keeps the last job it dispatched or reported on."""
+    import gc
+    import weakref
+
+    class View:  # stands in for a session's view watching its job
+        def on_status(self, *_events):
+            pass
+
+    view = View()
+    job = runner.submit(started_at, "watched", owner="closed-session")
+    job.param.watch(view.on_status, ["status", "message"])
+    assert job.wait(TIMEOUT) == DONE
+    gone = weakref.ref(view)
+    del view, job
+    deadline = time.monotonic() + TIMEOUT  # the runner's done-callback may still run
+    while gone() is not None:
+        assert time.monotonic() < deadline, [type(r).__name__ for r in gc.get_referrers(gone())]
+        gc.collect()
+        time.sleep(0.05)
+
+
 def test_a_killed_worker_is_replaced_and_the_job_runs_again(runner, tmp_path):
     marker = tmp_path / "first-attempt"
     job = runner.submit(survive_one_kill, str(marker), owner="t")

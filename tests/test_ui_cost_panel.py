@@ -70,3 +70,76 @@ def test_a_new_device_is_followed(panel):
     panel.config.device.g_max = 1e-5  # a parameter of the new device
     assert panel.report.energy_breakdown_pj["array"] < doubled
 
+
+
+TIMEOUT = 120  # seconds; only reached when something is broken
+
+
+@pytest.fixture
+def blocked_runner():
+    """A job thread kept busy by another owner's job until the test sets the gate."""
+    import threading
+
+    from explorer.jobs import JobRunner
+
+    runner = JobRunner()
+    gate, started = threading.Event(), threading.Event()
+
+    def blocker(progress, cancel):
+        started.set()
+        gate.wait(TIMEOUT)
+
+    runner.submit(blocker, owner="another session")
+    assert started.wait(TIMEOUT)
+    yield runner, gate
+    gate.set()
+    runner.shutdown(timeout=TIMEOUT)
+
+
+def _direct(config: CrossbarConfig, images: int = 16):
+    """The cost of ``config`` computed here, as ``explorer cost`` does."""
+    from explorer.cost import estimate
+    from explorer.crossbar import to_crossbar
+    from explorer.models import load_pretrained
+    from explorer.workload import calibration_images
+
+    network = load_pretrained("lenet5-mnist").eval()
+    calibration, _ = calibration_images("mnist-embedded", images, download=False)
+    return estimate(to_crossbar(network, config, calibration=calibration), config)
+
+
+def test_with_a_runner_the_work_runs_on_it_and_a_newer_change_replaces_a_queued_one(
+        blocked_runner):
+    from explorer.jobs import CANCELLED, DONE, QUEUED
+
+    runner, gate = blocked_runner
+    config = CrossbarConfig(dac_bits=8, adc_bits=4, tile_rows=128)
+    panel = CostPanel(config, runner=runner, calibration_images=16)
+    first = panel.job
+    assert panel.report is None and first.status == QUEUED  # nothing computed here
+    config.adc_bits = 6
+    second = panel.job
+    config.adc_bits = 8
+    last = panel.job
+    assert first.status == CANCELLED and second.status == CANCELLED  # superseded
+    assert last.status == QUEUED and panel.report is None
+    gate.set()
+    assert last.wait(TIMEOUT) == DONE, last.error
+    expected = _direct(CrossbarConfig(dac_bits=8, adc_bits=8, tile_rows=128))
+    assert panel.report.energy_breakdown_pj == pytest.approx(expected.energy_breakdown_pj)
+    assert _stacked_total(panel) == pytest.approx(expected.energy_pj_per_image)
+    assert f"{expected.energy_pj_per_image:,.1f} pJ per image" in panel.summary.object
+
+
+def test_with_a_runner_a_bad_setting_shows_one_line(blocked_runner, tmp_path):
+    from explorer.jobs import FAILED
+
+    runner, gate = blocked_runner
+    gate.set()
+    config = CrossbarConfig()
+    panel = CostPanel(config, runner=runner, calibration_images=16)
+    config.cost_constants = str(tmp_path / "none.json")
+    assert panel.job.wait(TIMEOUT) == FAILED
+    assert "does not exist" in panel.error and "\n" not in panel.error
+    assert not panel.error.startswith("InputError")
+    assert "Cost not available" in panel.summary.object

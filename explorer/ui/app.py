@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import traceback
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import panel as pn
@@ -32,7 +34,7 @@ from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEdit
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.programming_view import ProgrammingView
-from explorer.ui.session import release_memory, served_document
+from explorer.ui.session import job_runner, release_memory_soon, served_document
 from explorer.ui.sweep_panel import SweepPanel
 from explorer.ui.time_wires import TimeWiresView
 from explorer.ui.train_panel import TrainPanel
@@ -111,7 +113,8 @@ class Explorer(pn.viewable.Viewer):
         self.mapping = MappingView(config.device, config, weights)
         self.programming = ProgrammingView(config.device, config, weights)
         chosen = self.accuracy.selected_workload()
-        self.cost = CostPanel(config, model=chosen.model, data=chosen.dataset)
+        self.cost = CostPanel(config, runner=runner if runner is not None else job_runner(),
+                              model=chosen.model, data=chosen.dataset)
         self.layers = LayersView(config, runner=runner, model=chosen.model)
         self.time_wires = TimeWiresView(config, runner=runner, workload=self.accuracy.core)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
@@ -266,6 +269,18 @@ class Explorer(pn.viewable.Viewer):
             self.layers.model = chosen.model
 
 
+def _weak_handler(method: Callable[[BaseException], None]) -> Callable[[BaseException], None]:
+    """``method`` called through a weak reference (nothing happens once its object is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def handle(exc: BaseException) -> None:
+        target = ref()
+        if target is not None:
+            target(exc)
+
+    return handle
+
+
 def build_app() -> pn.viewable.Viewable:
     """Load Panel's extensions and build the dashboard for one session.
 
@@ -286,7 +301,10 @@ def build_app() -> pn.viewable.Viewable:
         )
     doc = served_document()
     if doc is not None:
-        pn.config.exception_handler = app.show_exception  # this session only
-        # after the session's own end-of-session hooks (registered earlier) have run
-        doc.on_session_destroyed(lambda _context: release_memory())
+        # this session only; Panel keeps it in a dict keyed weakly by the document, so
+        # the handler must not hold the app (which holds the document) or the closed
+        # session's document and views would stay alive for ever
+        pn.config.exception_handler = _weak_handler(app.show_exception)
+        # once the session's views are gone (its end-of-session hooks run before)
+        doc.on_session_destroyed(lambda _context: release_memory_soon())
     return app

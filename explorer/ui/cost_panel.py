@@ -1,16 +1,19 @@
 """Cost panel: energy per image stacked by component, latency, area and TOPS/W of the
 current crossbar (:mod:`explorer.cost`), beside the accuracy.
 
-Cheap: no evaluation. On every change of the crossbar settings (converters, tiles, bit
-slicing, node, ADC type …) or the device, the network is mapped and calibrated on a few
-training images (``calibration_images``; the same path as ``explorer cost``) and the
-cost recomputed – tens of milliseconds for LeNet5. The panes are built once; a change
-only replaces the plot's data and the summary's text.
+No evaluation, but on every change of the crossbar settings (converters, tiles, bit
+slicing, node, ADC type …) or the device the network is mapped and calibrated on a few
+training images (``calibration_images``; the same path as ``explorer cost``): with a job
+runner (the page's) that work is :func:`explorer.jobtasks.cost_task` on a worker, the
+server's thread only snapshots the settings; a newer change cancels a queued older one.
+Without a runner (scripts, notebooks) it is computed here and now. The panes are built
+once; a result only replaces the plot's data and the summary's text.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import panel as pn
@@ -21,6 +24,9 @@ from bokeh.plotting import figure
 from explorer.cost import COMPONENTS, CostReport
 from explorer.crossbar import CrossbarConfig
 from explorer.errors import InputError
+from explorer.jobs import DONE, FINISHED, Job
+from explorer.jobtasks import cost_task
+from explorer.ui.session import call_in_session, on_session_end, served_document
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +48,17 @@ class CostPanel(pn.viewable.Viewer):
         doc="Training images whose layer inputs give the data-dependent energies.")
     report = param.Parameter(default=None, doc="The last CostReport (None until computed).")
     error = param.String(default="", doc="Why the last update failed ('' when it did not).")
+    job = param.ClassSelector(class_=Job, default=None, allow_None=True, precedence=-1,
+                              doc="The latest cost job (None without a runner).")
 
-    def __init__(self, config: CrossbarConfig | None = None, **params: Any) -> None:
+    def __init__(self, config: CrossbarConfig | None = None, runner: Any = None,
+                 **params: Any) -> None:
         super().__init__(config=config if config is not None else CrossbarConfig(), **params)
-        self._loaded: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.runner = runner
+        self._doc = served_document()
+        self._owner = f"cost-{id(self)}"
+        if runner is not None:
+            on_session_end(lambda: runner.cancel_owner(self._owner))
         self.source = ColumnDataSource({"layer": [], **{k: [] for k in COMPONENTS}})
         self.figure = self._figure()
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -77,36 +90,63 @@ class CostPanel(pn.viewable.Viewer):
                                                       if p != "name"])
         self.update()
 
-    def _workload(self) -> tuple[Any, Any]:
-        from explorer.models import network_from_checkpoint, read_named_checkpoint
-        from explorer.workload import calibration_images, default_dataset
+    def settings_dict(self) -> dict[str, Any]:
+        """What a cost job gets: the crossbar and the network as a settings file's data."""
+        from explorer.settings import Settings, WorkloadSettings
 
-        key = (self.model, self.data, self.calibration_images)
-        if key not in self._loaded:
-            ckpt, path = read_named_checkpoint(self.model)
-            model = network_from_checkpoint(ckpt, path).eval()
-            data = self.data or default_dataset(model)
-            images, _ = calibration_images(data, self.calibration_images, download=False)
-            self._loaded = {key: (model, images)}
-        return self._loaded[key]
+        work = WorkloadSettings(model=self.model, data=self.data,
+                                calibration_images=self.calibration_images)
+        return Settings(crossbar=self.config, workload=work).to_dict()
 
     def compute(self) -> CostReport:
-        """The cost of the current settings (maps and calibrates the network)."""
-        from explorer.cost import estimate
-        from explorer.crossbar import to_crossbar
-
-        self.config.validate()
-        model, images = self._workload()
-        return estimate(to_crossbar(model, self.config, calibration=images), self.config)
+        """The cost of the current settings, here and now (maps and calibrates the network)."""
+        return cost_task(self.settings_dict(), progress=lambda *_: None, cancel=None)
 
     def update(self) -> None:
-        """Recompute and show; a bad setting shows its one-line message instead."""
-        try:
-            report = self.compute()
-        except (InputError, ValueError) as exc:
-            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.summary.object = f"**Cost not available:** {self.error}"
+        """Recompute and show (on the runner when there is one); a bad setting shows its
+        one-line message instead."""
+        if self.runner is None:
+            try:
+                report = self.compute()
+            except (InputError, ValueError) as exc:
+                self._fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                return
+            self.show(report)
             return
+        try:
+            settings = self.settings_dict()
+        except (InputError, ValueError) as exc:
+            self._fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return
+        if self.job is not None and not self.job.finished:
+            self.job.cancel()  # superseded: only the newest settings are worth costing
+        try:
+            job = self.runner.submit(cost_task, settings, label="cost", owner=self._owner)
+        except InputError as exc:
+            self._fail(str(exc))
+            return
+        self.job = job
+        job.param.watch(lambda _e: call_in_session(self._doc, partial(self._finish, job)),
+                        ["status"])
+        if job.finished:
+            call_in_session(self._doc, partial(self._finish, job))
+
+    def _finish(self, job: Job) -> None:
+        if job is not self.job or job.status not in FINISHED:
+            return  # a newer job replaced it
+        if job.status == DONE:
+            self.show(job.result)
+        elif job.error:
+            kind, _, message = job.error.partition(": ")
+            self._fail(message if kind in ("InputError", "ValueError") and message
+                       else job.error)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.summary.object = f"**Cost not available:** {self.error}"
+
+    def show(self, report: CostReport) -> None:
+        """Show ``report`` in the plot and the summary."""
         self.error = ""
         self.report = report
         names = list(report.layers)

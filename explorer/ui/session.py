@@ -23,6 +23,8 @@ when served, this process's job thread in notebooks and tests)."""
 SCHEDULER_ENV = "EXPLORER_SCHEDULER"
 """A Dask scheduler address (``tcp://HOST:8786``) for the dashboard's jobs, the one
 ``explorer sweep --scheduler`` takes; unset: a LocalCluster started with the server."""
+EXIT_WAIT_S = 30.0
+"""Longest the interpreter's exit waits for a running in-process job (seconds)."""
 _local_ids = itertools.count(1)
 _runner_lock = threading.Lock()
 
@@ -67,6 +69,9 @@ def job_runner(kind: str | None = None) -> Any:
                 atexit.register(runner.shutdown)
             else:
                 runner = JobRunner()
+                # a job still running in the (daemon) thread while the interpreter ends
+                # aborts it (torch): at exit, cancel what waits and let the running one end
+                atexit.register(runner.shutdown, timeout=EXIT_WAIT_S)
             pn.state.cache[RUNNER_CACHE_KEY] = runner
         return runner
 
@@ -81,6 +86,33 @@ def release_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+RELEASE_DELAY_S = 1.0
+"""How long after a session ends its memory is handed back (its end-of-session hooks run
+while its document and views still exist; they are gone once Bokeh has discarded it)."""
+_release_scheduled = threading.Event()
+
+
+def release_memory_soon(delay_s: float = RELEASE_DELAY_S) -> None:
+    """:func:`release_memory` once, ``delay_s`` seconds from now, on this thread's event
+    loop (several sessions ending together share one call); at once without a loop."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        release_memory()
+        return
+    if _release_scheduled.is_set():
+        return
+    _release_scheduled.set()
+
+    def release() -> None:
+        _release_scheduled.clear()
+        release_memory()
+
+    loop.call_later(delay_s, release)
 
 
 def served_document():
