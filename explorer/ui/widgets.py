@@ -40,7 +40,17 @@ def number_control(
     if css_class:
         box_options["css_classes"] = [css_class]
     box = input_type.from_param(parameter, **box_options)
+    for widget in (slider, box):
+        undelayed(widget)
     return pn.Row(slider, box, width=width)
+
+
+def undelayed(widget: pn.widgets.Widget) -> pn.widgets.Widget:
+    """Process the widget's changes from the browser at once, without Panel's 50 ms wait
+    for more (``Syncable._debounce``, meant for streams of keystrokes): a box that sends
+    on Enter or a slider that sends on release makes one change per user action."""
+    widget._debounce = 0
+    return widget
 
 
 def show_table_data(table: Any, data: dict[str, Any]) -> Any:
