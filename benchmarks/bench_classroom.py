@@ -61,7 +61,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-JOB_LOG = re.compile(r"jobs: (queued|started) (\d+) (\S+)")
+JOB_LOG = re.compile(r"jobs: (queued|started) (\d+) (\S+) ?(.*)")
+EVALUATION_LABEL = re.compile(r"run \d+$")
+"""The accuracy runner's job labels; the page's other jobs (the cost panel's, one per
+settings change, owner ``cost-…``) take their turns too but are not counted as runs."""
 
 
 def unfair_starts(lines: list[str]) -> list[str]:
@@ -71,7 +74,7 @@ def unfair_starts(lines: list[str]) -> list[str]:
     from explorer.jobs import turn_violations
 
     events = [m.groups() for m in map(JOB_LOG.search, lines) if m]
-    return turn_violations((kind, owner) for kind, _job, owner in events)
+    return turn_violations((kind, owner) for kind, _job, owner, _label in events)
 
 
 def reference_accuracies(levels: list[int], limit: int) -> dict[int, float]:
@@ -227,7 +230,8 @@ def main() -> int:
         wrong += [(i, r[1], expected) for r in rows if r[1] != expected]
     order = run["finish_order"]
     unfair = unfair_starts(lines)
-    starts = sum(bool(JOB_LOG.search(line)) and "started" in line for line in lines)
+    starts = sum(1 for m in map(JOB_LOG.search, lines)
+                 if m and m[1] == "started" and EVALUATION_LABEL.match(m[4].strip()))
     result.update({
         "evaluations": len(order),
         "evaluations_expected": sum(run["runs"]),
