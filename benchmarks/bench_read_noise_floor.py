@@ -60,8 +60,8 @@ def layer_inputs(model: torch.nn.Module, x: torch.Tensor, names: dict[str, str]
 
 def time_layer(layer: torch.nn.Module, x: torch.Tensor, repeats: int) -> tuple[float, float]:
     """(ms of the layer's two products, ms of its fused noise + ADC pass) on input ``x``."""
-    from explorer.converters import _read_variance
     from explorer.read_kernels import add_read_noise
+    from explorer.readnoise import read_variance
 
     planes, coeffs = layer._planes(layer._prepare(x))
     n_planes = coeffs.numel()
@@ -73,7 +73,7 @@ def time_layer(layer: torch.nn.Module, x: torch.Tensor, repeats: int) -> tuple[f
 
     def both() -> torch.Tensor:
         layer._psums(planes, grouped, n_planes)
-        return _read_variance(layer, lambda: layer.columns.variances(layer, noise), noise,
+        return read_variance(layer, lambda: layer.columns.variances(layer, noise), noise,
                               planes, layer._dac_step() / step, n_planes, sums.shape)
 
     variance = both()

@@ -22,7 +22,6 @@ analog input before rounding, so the output stays an integer code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ import torch
 from torch import Tensor
 
 from explorer.read_kernels import add_read_noise
-from explorer.readnoise import ReadNoise, expand_shared
+from explorer.readnoise import ReadNoise, expand_shared, read_variance
 
 
 @dataclass
@@ -145,7 +144,7 @@ def per_column_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | No
     errors: AdcErrors | None = None if calibrate else layer.adc_errors
     top = float(unsigned_top(bits))
     if noise is not None:  # noise, and the conversion too when the converters are ideal
-        variance = _read_variance(layer, lambda: columns.variances(layer, noise), noise,
+        variance = read_variance(layer, lambda: columns.variances(layer, noise), noise,
                                   planes, dac / step, n_planes, sums.shape)
         sums = add_read_noise(sums, variance, _out_variance(layer, noise, dac / step),
                               noise.generator, None if errors is not None else (0.0, top))
@@ -197,25 +196,6 @@ def _step(layer: Any, bits: int) -> float:
     return (full if full > 0 else 1.0) / unsigned_top(bits)
 
 
-def _read_variance(layer: Any, variances: Callable[[], Tensor | None], noise: ReadNoise,
-                   planes: Tensor, scale: float, n_planes: int, shape: torch.Size
-                   ) -> Tensor | None:
-    """Per-read conductance-noise variance (ADC steps²) of every converted column,
-    shaped like the partial sums; ``variances()`` gives the cells' per unit input²
-    (weight²; None without conductance read noise), called when the cache is cold."""
-    if noise.variance_pos is None and noise.slice_variance is None:
-        return None
-    key = ("variance", scale, n_planes)
-    if key not in noise.cache:
-        cells = variances()
-        if cells is None:
-            return None
-        noise.cache.clear()
-        noise.cache[key] = layer._grouped(cells * scale ** 2, n_planes)
-    squared = planes if layer.settings.bit_serial else planes.square()
-    return layer._psums(squared, noise.cache[key], n_planes).view(shape)
-
-
 def _out_variance(layer: Any, noise: ReadNoise, scale: float) -> float:
     """Output-noise variance per conversion in ADC steps² (σ = out_noise × full scale)."""
     return (noise.out_sigma * layer.full_scale * scale / layer._dac_step()) ** 2
@@ -250,7 +230,7 @@ def sliced_run(layer: Any, x: Tensor, calibrate: bool, noise: ReadNoise | None) 
         sums = sums.view(sums.shape[0], n_planes, layer.plan.count, -1)
     errors: AdcErrors | None = None if calibrate else layer.adc_errors
     if noise is not None:  # signed conversions; 1 bit is a comparator, converted below
-        variance = _read_variance(layer, lambda: noise.slice_variance, noise, planes,
+        variance = read_variance(layer, lambda: noise.slice_variance, noise, planes,
                                   dac / step, n_planes, sums.shape)
         top = float(adc_levels(bits))
         ideal = errors is None and bits > 1

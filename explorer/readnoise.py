@@ -26,6 +26,7 @@ per-cell value to clip.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,27 @@ def add_summed_noise(layer: Any, out: Tensor, codes: Tensor, noise: ReadNoise) -
     return add_read_noise(out, own, own_out, noise.generator)  # elementwise in logical order
 
 
+def read_variance(layer: Any, variances: Callable[[], Tensor | None], noise: ReadNoise,
+                   planes: Tensor, scale: float, n_planes: int, shape: torch.Size
+                   ) -> Tensor | None:
+    """Per-read conductance-noise variance (ADC steps²) of every converted column: the
+    squared input planes (DAC codes) times the cells' variances, shaped ``shape`` like
+    the partial sums. ``variances()`` gives the cells' per unit input² (weight²; None
+    without conductance read noise), called only when the cache is cold; ``scale`` is
+    DAC step / ADC step."""
+    if noise.variance_pos is None and noise.slice_variance is None:
+        return None
+    key = ("variance", scale, n_planes)
+    if key not in noise.cache:
+        cells = variances()
+        if cells is None:
+            return None
+        noise.cache.clear()
+        noise.cache[key] = layer._grouped(cells * scale ** 2, n_planes)
+    squared = planes if layer.settings.bit_serial else planes.square()
+    return layer._psums(squared, noise.cache[key], n_planes).view(shape)
+
+
 def add_chunk_noise(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise,
                     quantize: bool) -> Tensor:
     """Every chunk partial sum ``sums`` ``[M, P, n, O]`` (ADC steps) plus one read's noise,
@@ -163,21 +185,18 @@ def add_chunk_noise(layer: Any, sums: Tensor, planes: Tensor, noise: ReadNoise,
 
     s = layer.settings
     rows, n_planes, chunks, columns = sums.shape
-    scale2 = (layer._dac_step() / layer._adc_step()) ** 2
-    variance = noise.variance()
+
+    def cells() -> Tensor | None:  # G⁺ and G⁻ cells, then the reference column's
+        v = noise.variance()
+        if v is not None and noise.reference_variance:
+            v = torch.cat([v, torch.full_like(v[:1], noise.reference_variance)])
+        return v
+
+    var = read_variance(layer, cells, noise, planes, layer._dac_step() / layer._adc_step(),
+                        n_planes, torch.Size((rows, n_planes, chunks, -1)))
     own: Tensor | None = None
-    if variance is not None or noise.reference_variance:
-        key = ("variance", scale2, n_planes)
-        if key not in noise.cache:
-            noise.cache.clear()
-            v = variance if variance is not None else torch.zeros_like(layer.weight)
-            if noise.reference_variance:
-                v = torch.cat([v, torch.full_like(v[:1], noise.reference_variance)])
-            noise.cache[key] = layer._grouped(v * scale2, n_planes)
-        squared = planes if s.bit_serial else planes.square()
-        var = layer._psums(squared, noise.cache[key], n_planes).view(rows, n_planes, chunks, -1)
-        own = var if not noise.reference_variance else \
-            var[..., :columns].contiguous() if variance is not None else None
+    if var is not None:
+        own = var[..., :columns].contiguous() if noise.reference_variance else var
         if noise.reference_variance:  # one draw per read for the column tile's reference
             tiles = column_tiles(columns, s.tile_cols)
             ref = var[..., columns:].sqrt() * noise.normal((rows, n_planes, chunks, tiles), sums)
