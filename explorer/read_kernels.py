@@ -13,6 +13,8 @@ Uncompiled, the same steps run as plain torch operations with torch's generator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -39,7 +41,7 @@ _KERNELS = {"read_noise": _noisy, "read_noise_codes": _noisy_codes}
 _checked: set[str] = set()
 
 
-def _compiled(name: str, device: torch.device) -> object | None:
+def _compiled(name: str, device: torch.device) -> Callable[..., Tensor] | None:
     """The compiled kernel ``name``, checked once against plain torch on the same
     counter numbers (a miscompiled kernel is dropped, not trusted)."""
     kernel = fused.compiled_kernel(name, _KERNELS[name])

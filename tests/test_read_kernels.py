@@ -101,3 +101,21 @@ def test_each_call_draws_new_noise_with_the_requested_spread():
         assert float(draw.var()) == pytest.approx(4.0, rel=0.02)  # 3 + 1
     only_output = read_kernels.add_read_noise(sums, None, 0.5, gen)
     assert float(only_output.var()) == pytest.approx(0.5, rel=0.02)
+
+
+def test_a_miscompiled_kernel_is_dropped_and_plain_torch_draws(monkeypatch, caplog):
+    """A compiled kernel that disagrees with plain torch on the check input is never
+    used: the noise comes from torch's generator, with the requested spread."""
+    import logging
+
+    monkeypatch.setattr(fused, "_failed", set())
+    monkeypatch.setattr(read_kernels, "_checked", set())
+    monkeypatch.setattr(fused, "compiled_kernel",
+                        lambda name, function: lambda sums, *_: sums)  # forgets the noise
+    gen = torch.Generator().manual_seed(1)
+    with caplog.at_level(logging.WARNING, logger="explorer.fused"):
+        noisy = read_kernels.add_read_noise(torch.zeros(100_000), torch.full((100_000,), 2.0),
+                                            0.0, gen)
+    assert "torch.compile failed" in caplog.text and "differs from plain torch" in caplog.text
+    assert not read_kernels.fused_active()
+    assert float(noisy.var()) == pytest.approx(2.0, rel=0.03)
