@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import shutil
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -143,22 +143,29 @@ def tab(browser, server):
     page.close()
 
 
-def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> None:
-    """Read the process's output until a line contains ``text`` (select, no sleeping)."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=deadline - time.monotonic()):
-                break
-            line = process.stdout.readline()
-            if not line:  # the process ended
-                break
-            seen.append(line)
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float
+                  ) -> tuple[list[str], threading.Thread]:
+    """Wait until the process prints a line containing ``text`` (an event, no sleeping).
+
+    A thread reads the output to its end (a selector on the pipe missed lines already in
+    Python's read buffer: two lines arriving together left the second unseen, and the
+    test waited for a server that was ready); returns its growing list of lines and the
+    thread, to join once the process has ended."""
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
             if text in line:
-                return
-    raise AssertionError(f"no {text!r} in the server output:\n{''.join(seen)}")
+                seen.set()
+        seen.set()  # the process ended
+
+    reader = threading.Thread(target=read, daemon=True, name="server-output")
+    reader.start()
+    if not seen.wait(timeout) or not any(text in line for line in lines):
+        raise AssertionError(f"no {text!r} in the server output:\n{''.join(lines)}")
+    return lines, reader
 
 
 def wait_text(page: Page, pattern: str) -> str:
@@ -305,8 +312,10 @@ def test_panel_serve_of_the_app_file(browser, tmp_path):
          "--port", str(port), "--address", "127.0.0.1", "--allow-websocket-origin",
          f"127.0.0.1:{port}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader: threading.Thread | None = None
     try:
-        wait_for_line(server, "Bokeh app running at", TIMEOUT_MS / 1000)
+        lines, reader = wait_for_line(server, "Bokeh app running at", TIMEOUT_MS / 1000)
         page = Page(browser, f"http://127.0.0.1:{port}/explorer")
         idle_seconds = time.perf_counter() - started
         assert page.errors() == [], page.console
@@ -334,5 +343,9 @@ def test_panel_serve_of_the_app_file(browser, tmp_path):
         print(f"page idle {idle_seconds:.1f} s after `panel serve` started")
     finally:
         server.terminate()
-        output = server.communicate(timeout=30)[0]
+        server.wait(timeout=30)
+        if reader is not None:
+            reader.join(timeout=30)
+        server.stdout.close()
+        output = "".join(lines)
     assert "not a package" not in output and "Traceback" not in output, output
