@@ -200,7 +200,7 @@ def main() -> int:
     try:
         from bench_ui import wait_for_line
 
-        lines = wait_for_line(server, "Bokeh app running at", 600)
+        lines, _ = wait_for_line(server, "Bokeh app running at", 600)
         result["server_ready_s"] = round(time.perf_counter() - started, 1)
         print("server ready", file=sys.stderr, flush=True)
         result["rss_start_mb"] = round(rss_mb(server.pid), 1)

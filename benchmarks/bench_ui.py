@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,12 +108,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
-    """Wait until the process prints a line containing ``text``; returns the list its
-    output lines keep arriving in. A thread reads the pipe (a selector on the pipe misses
-    lines already in Python's read buffer: a silent server would never be seen ready)."""
-    import threading
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float
+                  ) -> tuple[list[str], threading.Thread]:
+    """Wait until the process prints a line containing ``text`` (an event, no sleeping).
 
+    A thread reads the output to its end (a selector on the pipe misses lines already in
+    Python's read buffer: two lines arriving together left the second unseen, and a
+    ready server was never seen); returns the list its lines keep arriving in and the
+    thread, to join once the process has ended."""
     lines: list[str] = []
     seen = threading.Event()
 
@@ -123,10 +126,11 @@ def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[
                 seen.set()
         seen.set()  # the process ended
 
-    threading.Thread(target=read, daemon=True, name="server-output").start()
+    reader = threading.Thread(target=read, daemon=True, name="server-output")
+    reader.start()
     if not seen.wait(timeout) or not any(text in line for line in lines):
         raise RuntimeError(f"server did not print {text!r}: {''.join(lines[-20:])}")
-    return lines
+    return lines, reader
 
 
 def cpu_seconds(pid: int) -> float:

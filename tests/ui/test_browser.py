@@ -26,6 +26,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PROJECT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT / "benchmarks"))
+from bench_ui import wait_for_line  # noqa: E402  (one reader of a server's output)
+
 # The dashboard screenshot is written to the test's tmp_path, never over the tracked file.
 # To refresh the README's picture deliberately, run with EXPLORER_UPDATE_SCREENSHOT=1:
 #   EXPLORER_UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/ui -k panel_serve
@@ -141,31 +144,6 @@ def tab(browser, server):
     page = Page(browser, server)
     yield page
     page.close()
-
-
-def wait_for_line(process: subprocess.Popen, text: str, timeout: float
-                  ) -> tuple[list[str], threading.Thread]:
-    """Wait until the process prints a line containing ``text`` (an event, no sleeping).
-
-    A thread reads the output to its end (a selector on the pipe missed lines already in
-    Python's read buffer: two lines arriving together left the second unseen, and the
-    test waited for a server that was ready); returns its growing list of lines and the
-    thread, to join once the process has ended."""
-    lines: list[str] = []
-    seen = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if text in line:
-                seen.set()
-        seen.set()  # the process ended
-
-    reader = threading.Thread(target=read, daemon=True, name="server-output")
-    reader.start()
-    if not seen.wait(timeout) or not any(text in line for line in lines):
-        raise AssertionError(f"no {text!r} in the server output:\n{''.join(lines)}")
-    return lines, reader
 
 
 def wait_text(page: Page, pattern: str) -> str:
