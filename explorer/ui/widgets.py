@@ -46,10 +46,23 @@ def number_control(
 
 
 def undelayed(widget: pn.widgets.Widget) -> pn.widgets.Widget:
-    """Process the widget's changes from the browser at once, without Panel's 50 ms wait
-    for more (``Syncable._debounce``, meant for streams of keystrokes): a box that sends
-    on Enter or a slider that sends on release makes one change per user action."""
+    """Process the widget's changes from the browser at once and as one patch.
+
+    At once: without Panel's 50 ms wait for more (``Syncable._debounce``, meant for
+    streams of keystrokes); a box that sends on Enter or a slider that sends on release
+    makes one change per user action. As one patch: every view that the change updates
+    (histograms, curve, table, command line, URL) goes out in one held message, rather
+    than one message per view (six for a change of levels), each of which the server
+    serialises and the browser applies and lays out separately.
+    """
     widget._debounce = 0
+    process = widget._process_events
+
+    def process_held(events: dict[str, Any]) -> None:
+        with pn.io.hold():
+            process(events)
+
+    widget._process_events = process_held
     return widget
 
 
