@@ -38,6 +38,8 @@ DEVICE_WATCHED = ["g_min", "g_max", "levels", "nonlinearity", "source", "table",
                   "points_pulses", "c2c_sigma", "level_std"]
 TABLE_COLUMNS = [("layer", "layer"), ("rmse_mapped", "RMSE mapped / w_max"),
                  ("rmse_programmed", "RMSE programmed / w_max"), ("pulses", "pulses")]
+NUMBER_FORMATS = {"rmse_mapped": "0.0000", "rmse_programmed": "0.0000",
+                  "pulses": "0,0"}  # a count: 12,345, not 12345.0000
 
 
 class ProgrammingView(pn.viewable.Viewer):
@@ -83,9 +85,9 @@ class ProgrammingView(pn.viewable.Viewer):
         self._table_source = ColumnDataSource({c: [] for c, _ in TABLE_COLUMNS})
         table = DataTable(source=self._table_source, index_position=None, height=200,
                           sizing_mode="stretch_width", css_classes=["programming-table"],
-                          columns=[TableColumn(field=c, title=t) if c == "layer" else
-                                   TableColumn(field=c, title=t,
-                                               formatter=NumberFormatter(format="0.0000"))
+                          columns=[TableColumn(field=c, title=t, formatter=NumberFormatter(
+                                       format=NUMBER_FORMATS[c])) if c in NUMBER_FORMATS
+                                   else TableColumn(field=c, title=t)
                                    for c, t in TABLE_COLUMNS])
         self._table = table
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
@@ -120,7 +122,7 @@ class ProgrammingView(pn.viewable.Viewer):
         frames = []
         for index, kind in enumerate(KINDS):
             values = torch.cat([pair[index] for pair in errors.values()])
-            counts = np.histogram(values.double().numpy(), bins=edges)[0]
+            counts = torch.histc(values, bins=self.bins, min=-span, max=span).numpy()
             frames.append(pd.DataFrame({"kind": kind, "left": edges[:-1], "right": edges[1:],
                                         "count": counts.astype(np.int64)}))
         with pn.io.hold():

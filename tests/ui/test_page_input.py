@@ -128,7 +128,7 @@ def assert_programming_shows(page: Page, levels: int) -> None:
 
     def shown() -> dict[str, list[float]]:
         rows = page.page.locator(".programming-table .slick-row").all_inner_texts()
-        return {layer: [float(n) for n in numbers]
+        return {layer: [float(n.replace(",", "")) for n in numbers]  # pulses: 12,345
                 for layer, *numbers in (text.split("\n") for text in rows)}
 
     for _ in range(200):  # re-read the DOM after each idle: no sleeping
