@@ -56,6 +56,11 @@ def survive_one_kill(marker, progress, cancel):
     return f"retried in {os.getpid()}"
 
 
+def thread_niceness(progress, cancel):
+    """The nice value of every thread of the worker process running this job."""
+    return {int(t): os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}
+
+
 def wait_for(job, condition, timeout=TIMEOUT):
     """Block until ``condition(job)`` holds, woken by the job's parameter changes."""
     changed = threading.Event()
@@ -131,6 +136,16 @@ def test_a_finished_job_does_not_keep_its_watchers_alive(runner):
         time.sleep(0.05)
 
 
+def test_the_dashboards_local_workers_run_below_the_web_server(runner):
+    from explorer.jobs import WORKER_NICENESS
+
+    here = os.getpriority(os.PRIO_PROCESS, 0)
+    job = runner.submit(thread_niceness, owner="nice")
+    assert job.wait(TIMEOUT) == DONE, job.error
+    assert here < WORKER_NICENESS
+    assert set(job.result.values()) == {WORKER_NICENESS}  # every thread of the worker
+
+
 def test_a_killed_worker_is_replaced_and_the_job_runs_again(runner, tmp_path):
     marker = tmp_path / "first-attempt"
     job = runner.submit(survive_one_kill, str(marker), owner="t")
@@ -148,6 +163,7 @@ def test_a_scheduler_that_does_not_answer_fails_the_job_with_a_clear_message():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     runner = DaskJobRunner(scheduler=f"tcp://127.0.0.1:{port}", connect_timeout=1.0)
+    assert runner.niceness is None  # someone else's cluster: its priorities are theirs
     try:
         job = runner.submit(started_at, "never", owner="t")
         assert job.wait(TIMEOUT) == FAILED
