@@ -349,8 +349,10 @@ class MappingView(pn.viewable.Viewer):
             x_axis_label="error / w_max",
             y_axis_label="weights",
             tools="pan,wheel_zoom,box_zoom,reset,save",
+            # both ranges set from here with the data: a DataRange1d is computed in the
+            # browser, which then sends it back (a message per change for the server)
             x_range=Range1d(-1, 1),
-            y_range=DataRange1d(only_visible=True, start=0),
+            y_range=Range1d(0, 1),
             sizing_mode="stretch_width",
             height=300,
         )
@@ -419,6 +421,8 @@ class MappingView(pn.viewable.Viewer):
             }
         span = float(np.abs(hist[["left", "right"]].to_numpy()).max())
         self._hist_figure.x_range.update(start=-1.05 * span, end=1.05 * span)
+        tallest = float(hist.loc[hist["method"].isin(shown), "count"].max())
+        self._hist_figure.y_range.update(start=0, end=1.05 * tallest if tallest > 0 else 1)
         for method, source in self._transfer_sources.items():
             if method == "ideal":
                 w_max = float(np.abs(transfer["w"].to_numpy()).max())

@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 import torch
-from bokeh.models import ColumnDataSource, DataTable, NumberFormatter, TableColumn
+from bokeh.models import ColumnDataSource, DataTable, NumberFormatter, Range1d, TableColumn
 from bokeh.plotting import figure
 
 from explorer.crossbar import trial_seed
@@ -77,7 +77,8 @@ class ProgrammingView(pn.viewable.Viewer):
                         for kind in KINDS}
         fig = figure(height=280, sizing_mode="stretch_width", title="Weight error, one trial",
                      x_axis_label="error / w_max", y_axis_label="weights",
-                     toolbar_location=None)
+                     toolbar_location=None,  # ranges set with the data (see MappingView)
+                     x_range=Range1d(-1, 1), y_range=Range1d(0, 1))
         for kind, color in KINDS.items():
             fig.quad(left="left", right="right", top="top", bottom=0, source=self._source[kind],
                      fill_color=color, fill_alpha=0.45, line_color=None, legend_label=kind)
@@ -194,6 +195,10 @@ class ProgrammingView(pn.viewable.Viewer):
                 source.data = {"left": part["left"].to_numpy(),
                                "right": part["right"].to_numpy(),
                                "top": part["count"].to_numpy()}
+            span = float(frame["right"].max())
+            tallest = float(frame["count"].max())
+            self._figure.x_range.update(start=-1.05 * span, end=1.05 * span)
+            self._figure.y_range.update(start=0, end=1.05 * tallest if tallest > 0 else 1)
             self._table_source = show_table_data(  # redrawn: same rows, new numbers
                 self._table, {c: self.stats[c].to_numpy() for c, _ in TABLE_COLUMNS})
 
