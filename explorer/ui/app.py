@@ -50,8 +50,9 @@ curve and programmable levels (pick a preset, change levels and nonlinearity, dr
 curve or upload a measured one), the variation, and the crossbar's converters.
 **Right, top:** how every weight lands on the nearest achievable conductance – the error
 histograms of the mapping methods overlaid, the realised-vs-ideal transfer curve and the
-error table, updated on every change. **Right, bottom:** *Evaluate* runs the network on the
-simulated crossbar in the background and adds its accuracy to the history."""
+error table, updated on every change. **Right, bottom:** tabs – *Accuracy* (*Evaluate* runs
+the network on the simulated crossbar in the background and adds its accuracy to the
+history), *Cost*, *Time & wires*, *Layers*, *Sweep* and *Train*."""
 
 DEVICE_URL_PARAMS = list(DEVICE_OPTIONS)
 """Device knobs kept in the page's URL (generated from the settings declarations)."""
@@ -75,6 +76,10 @@ def network_weights(model: str) -> tuple[dict[str, torch.Tensor], str]:
         note = f"Showing untrained {model.split('-')[0]} weights: {exc}"
     weights = {name: module.weight.detach().clone() for name, module in analog_layers(network)}
     return weights, note
+
+
+SECTIONS = ("Accuracy", "Cost", "Time & wires", "Layers", "Sweep", "Train")
+"""Titles of the main column's tabs, in order; the first is open when the page loads."""
 
 
 class Explorer(pn.viewable.Viewer):
@@ -152,16 +157,22 @@ class Explorer(pn.viewable.Viewer):
             self.cli,
             width=420,
         )
+        # The sections below the mapping and programming views are tabs whose Bokeh models
+        # are made and sent only once a tab is opened (dynamic): a new page starts with a
+        # third fewer models (631 instead of 971), so it is built, sent and drawn sooner.
+        # An opened tab keeps its models (and its state) when another one is opened.
+        self.sections = pn.Tabs(
+            *zip(SECTIONS, (self.accuracy, self.cost, self.time_wires, self.layers,
+                            self.sweep, self.train), strict=True),
+            dynamic=True,
+            sizing_mode="stretch_width",
+            css_classes=["explorer-sections"],
+        )
         main = pn.Column(
             self._weights_note,
             self.mapping,
             self.programming,
-            self.accuracy,
-            self.cost,
-            self.time_wires,
-            self.layers,
-            self.sweep,
-            self.train,
+            self.sections,
             sizing_mode="stretch_width",
         )
         self._layout = pn.Column(
@@ -173,6 +184,10 @@ class Explorer(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
+
+    def open_section(self, title: str) -> None:
+        """Show the main column's tab ``title`` (one of :data:`SECTIONS`)."""
+        self.sections.active = SECTIONS.index(title)
 
     # -- errors ------------------------------------------------------------------------------
     def show_exception(self, exc: BaseException) -> None:

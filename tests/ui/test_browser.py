@@ -27,7 +27,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "benchmarks"))
-from bench_ui import wait_for_line  # noqa: E402  (one reader of a server's output)
+from bench_ui import open_section, wait_for_line  # noqa: E402  (shared with the bench)
 
 # The dashboard screenshot is written to the test's tmp_path, never over the tracked file.
 # To refresh the README's picture deliberately, run with EXPLORER_UPDATE_SCREENSHOT=1:
@@ -129,6 +129,11 @@ class Page:
         box.fill(value)
         box.press("Enter")
 
+    def open_section(self, title: str) -> None:
+        """Click the main column's tab ``title`` (its content is sent only then) and wait
+        until the page has it."""
+        open_section(self.page, title)
+
     def errors(self) -> list[tuple[str, str]]:
         bad = ("error", "pageerror", "requestfailed")
         return [(kind, text) for kind, text in self.console if kind in bad]
@@ -154,6 +159,7 @@ def wait_text(page: Page, pattern: str) -> str:
 
 def run_sweep_and_see_its_heatmap(page: Page) -> None:
     """A 2 × 2 sweep in the page; its heatmap shows one cell per grid point."""
+    page.open_section("Sweep")
     page.type_into("sweep-x-values", "4, 16")
     page.type_into("sweep-y-values", "0, 3")
     page.type_into("sweep-limit", "20")
@@ -177,6 +183,49 @@ def test_page_loads_with_no_console_errors_and_no_external_requests(tab):
     assert tab.hosts == {tab.page.url.split("/")[2]}  # offline: no CDN, no web fonts
     assert json.loads(tab.histograms())  # three histograms with data
     assert tab.page.get_by_text("Weight → conductance mapping").is_visible()
+
+
+MODEL_COUNT = "() => Bokeh.documents[0].all_models.size"
+SECTION_TEXT = {  # a heading of each section that the page draws only once it is opened
+    "Cost": "Cost per image",
+    "Time & wires": "Time and wires",
+    "Layers": "Layers: which layer hurts most, and why",
+    "Sweep": "Accuracy over a grid of up to",
+    "Train": "Train a network for this crossbar",
+}
+
+
+def test_sections_are_sent_when_opened_and_then_work(tab):
+    # the first section (the accuracy runner) is open; the others are not in the page yet
+    assert tab.page.get_by_text("Accuracy on the crossbar").is_visible()
+    for text in SECTION_TEXT.values():
+        assert tab.page.get_by_text(text).count() == 0, text
+    models = [tab.page.evaluate(MODEL_COUNT)]
+    for title, text in SECTION_TEXT.items():
+        tab.open_section(title)
+        tab.page.get_by_text(text).first.wait_for(state="visible")
+        assert tab.page.get_by_text("Accuracy on the crossbar").count() == 0
+        models.append(tab.page.evaluate(MODEL_COUNT))
+    # an opened section is live: the cost follows a change of levels, and shows the
+    # core's cost for the new settings
+    from explorer.crossbar import CrossbarConfig
+    from explorer.device import DeviceModel
+    from explorer.ui.cost_panel import CostPanel
+
+    tab.open_section("Cost")
+    energy = tab.page.get_by_text(re.compile(r"[\d,.]+ pJ per image")).first
+    energy.wait_for()
+    before = energy.inner_text()
+    tab.type_into("levels", "4")
+    sync_api.expect(energy).not_to_have_text(before, timeout=TIMEOUT_MS)
+    config = CrossbarConfig(device=DeviceModel.from_preset("AlOx/HfO2", levels=4))
+    expected = CostPanel(config).report.energy_pj_per_image
+    sync_api.expect(energy).to_have_text(f"{expected:,.1f} pJ per image", timeout=TIMEOUT_MS)
+    tab.open_section("Accuracy")
+    assert tab.page.get_by_text("Accuracy on the crossbar").is_visible()
+    print("Bokeh models in the page: at load, then with each section open:", models)
+    assert tab.errors() == []
+    assert tab.hosts == {tab.page.url.split("/")[2]}  # opened sections: no CDN either
 
 
 def test_levels_and_nonlinearity_change_the_histogram_data(tab):
