@@ -296,12 +296,32 @@ def _weak_handler(method: Callable[[BaseException], None]) -> Callable[[BaseExce
     return handle
 
 
+def _serve_own_stylesheets(doc: Any) -> None:
+    """Give a served session's document the address of Panel's files (its ``dist_url``)
+    before any of its models exist.
+
+    Panel sets it only while it writes a session's HTML page, and points the stylesheets
+    of models made in a document without it at cdn.holoviz.org. Bokeh rebuilds a session
+    that was discarded between its HTML and its websocket (no connection for the unused-
+    session lifetime: a slow browser on a busy server) for the websocket alone, without
+    the HTML: every model of that page, and of each tab opened later, then asked the CDN
+    for its CSS (offline: failed requests, unstyled widgets). The address set here is the
+    one Panel's HTML would set: this server's static files (the CDN in 'cdn' mode).
+    """
+    from panel.io.resources import get_dist_path
+
+    doc._template_variables.setdefault("dist_url", get_dist_path())
+
+
 def build_app() -> pn.viewable.Viewable:
     """Load Panel's extensions and build the dashboard for one session.
 
     An exception while building gives a page that says what went wrong, never a blank one.
     """
     pn.extension()
+    doc = served_document()
+    if doc is not None:
+        _serve_own_stylesheets(doc)
     try:
         app = Explorer()
     except Exception as exc:  # show it: a blank page helps nobody
@@ -314,7 +334,6 @@ def build_app() -> pn.viewable.Viewable:
             ),
             pn.pane.Markdown(f"```\n{details}\n```"),
         )
-    doc = served_document()
     if doc is not None:
         # this session only; Panel keeps it in a dict keyed weakly by the document, so
         # the handler must not hold the app (which holds the document) or the closed

@@ -81,9 +81,9 @@ def browser():
 def server():
     """apps/explorer.py served in this process (so tests can see the job runner).
 
-    Sessions expire 5 s after their tab closes (Bokeh's default is 15 s). Much shorter
-    lifetimes discard a session between the page's HTML and its websocket, and the
-    rebuilt session then points its stylesheets at the CDN.
+    Sessions expire 5 s after their tab closes (Bokeh's default is 15 s). A session
+    discarded between its page's HTML and its websocket is rebuilt (see
+    test_a_session_rebuilt_for_its_websocket_loads_nothing_from_the_cdn).
     """
     import panel as pn
 
@@ -99,9 +99,11 @@ def server():
 class Page:
     """A browser tab on the dashboard that records console messages and requests."""
 
-    def __init__(self, browser, url: str) -> None:
+    def __init__(self, browser, url: str, routes: dict | None = None) -> None:
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         self.page = self.context.new_page()
+        for pattern, handler in (routes or {}).items():
+            self.page.route(pattern, handler)
         self.page.set_default_timeout(TIMEOUT_MS)
         self.console: list[tuple[str, str]] = []
         self.hosts: set[str] = set()
@@ -226,6 +228,51 @@ def test_sections_are_sent_when_opened_and_then_work(tab):
     print("Bokeh models in the page: at load, then with each section open:", models)
     assert tab.errors() == []
     assert tab.hosts == {tab.page.url.split("/")[2]}  # opened sections: no CDN either
+
+
+def test_a_session_rebuilt_for_its_websocket_loads_nothing_from_the_cdn(browser):
+    """Bokeh discards a session that has no connection for the unused-session lifetime
+    (a slow browser on a busy server) and rebuilds it when the page's websocket comes,
+    without the HTML that tells Panel where its files are: the rebuilt page, and a
+    section opened in it, must still take their stylesheets from this server."""
+    import panel as pn
+
+    port = free_port()
+    created: list[str] = []  # ids of the sessions this server built, in order
+
+    def record(context) -> None:
+        if context.request.headers.get("Host", "").endswith(f":{port}"):
+            created.append(context.id)
+
+    pn.state.on_session_created(record)
+    thread = pn.serve({"explorer": str(PROJECT / "apps" / "explorer.py")}, port=port,
+                      threaded=True, show=False, start=True,
+                      check_unused_sessions_milliseconds=50,
+                      unused_session_lifetime_milliseconds=1)
+
+    def hold_bokeh_js(route) -> None:
+        # the page's HTML came with a session: the page connects only once Bokeh has
+        # discarded it
+        server = pn.state._servers[thread.server_id][0]
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while server.get_sessions("/explorer") and time.monotonic() < deadline:
+            time.sleep(0.05)  # polls the server's session list
+        route.continue_()
+
+    page = None
+    try:
+        page = Page(browser, f"http://localhost:{port}/explorer",
+                    routes={"**/bokeh.min.js*": hold_bokeh_js})
+        assert len(created) == 2 and created[0] == created[1], created  # rebuilt
+        page.open_section("Layers")
+        page.page.get_by_text(SECTION_TEXT["Layers"]).wait_for()
+        assert page.errors() == [], page.console
+        assert page.hosts == {f"localhost:{port}"}
+    finally:
+        if page is not None:
+            page.close()
+        thread.stop()
+        pn.state._on_session_created.remove(record)
 
 
 def test_levels_and_nonlinearity_change_the_histogram_data(tab):
