@@ -164,11 +164,11 @@ def change_latency(page, levels: list[int]) -> list[float]:
 def open_section(page, title: str) -> None:
     """Open the main column's tab ``title`` (the page gets its content only then)."""
     page.locator(".bk-tab", has_text=re.compile(rf"^{re.escape(title)}$")).click()
-    page.wait_for_function(
-        """(title) => { for (const m of Bokeh.documents[0].all_models)
-             if (m.tabs !== undefined && m.active !== undefined && m.tabs[m.active]
-                 && m.tabs[m.active].title === title
-                 && m.tabs[m.active].child.tags.indexOf('hidden') < 0) return true;
+    page.wait_for_function(  # the tab is shown and its content has come
+        """(title) => { for (const m of Bokeh.documents[0].all_models) {
+             const tab = m.tabs !== undefined && m.active !== undefined && m.tabs[m.active];
+             if (tab && tab.title === title && tab.child.children !== undefined
+                 && tab.child.children.length > 0) return true; }
            return false; }""", arg=title, timeout=60_000)
     page.wait_for_function(IDLE, timeout=60_000)
 
