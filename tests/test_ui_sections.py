@@ -1,6 +1,6 @@
 """The dashboard's sections under the mapping views are tabs whose Bokeh models are made
-only once a tab is opened (``pn.Tabs(dynamic=True)``): a new page starts smaller, and an
-opened section shows the same, current content as if it had been there all along."""
+only once a tab is opened (``explorer.ui.sections.LazyTabs``): a new page starts smaller,
+and an opened section shows the same, current content as if it had been there all along."""
 
 from __future__ import annotations
 
