@@ -9,7 +9,8 @@ Measures (issue 7's targets in brackets):
   after a change of levels, three methods overlaid (≤ 50 ms);
 * page idle after ``panel serve apps/explorer.py --warm`` starts: from starting the
   server process (Chromium already running) until ``Bokeh.documents[0].is_idle``, and
-  from the server's "listening" line (issue 18: ≤ 3 s); a second page (≤ 1.5 s);
+  from the server's "listening" line (issue 18: ≤ 3 s); a second page (≤ 1.5 s); the
+  number of Bokeh models in the page when it is idle;
   ``--no-warm`` serves without ``--warm``;
 * control change to updated histogram in the browser, p95 (≤ 150 ms): type a number of
   levels, press Enter, poll until the histogram data in the page differ;
@@ -178,6 +179,18 @@ def change_latency(page, levels: list[int]) -> list[float]:
     return times
 
 
+def open_section(page, title: str) -> None:
+    """Open the main column's tab ``title`` (the page gets its content only then)."""
+    page.locator(".bk-tab", has_text=re.compile(rf"^{re.escape(title)}$")).click()
+    page.wait_for_function(  # the tab is shown and its content has come
+        """(title) => { for (const m of Bokeh.documents[0].all_models) {
+             const tab = m.tabs !== undefined && m.active !== undefined && m.tabs[m.active];
+             if (tab && tab.title === title && tab.child.children !== undefined
+                 && tab.child.children.length > 0) return true; }
+           return false; }""", arg=title, timeout=60_000)
+    page.wait_for_function(IDLE, timeout=60_000)
+
+
 def bench_browser(warm: bool = True) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
@@ -221,6 +234,8 @@ def bench_browser(warm: bool = True) -> dict[str, object]:
             second.goto(f"http://localhost:{port}/explorer", timeout=120_000)
             second.wait_for_function(IDLE, timeout=120_000)
             results["second_page_idle_s"] = round(time.perf_counter() - start, 2)
+            results["page_bokeh_models"] = second.evaluate(
+                "() => Bokeh.documents[0].all_models.size")
             second.close()
 
             change_latency(page, [20, 16])  # warm up
@@ -232,13 +247,21 @@ def bench_browser(warm: bool = True) -> dict[str, object]:
 
             # the same while an evaluation and a training job are in flight (on a 2-core
             # machine the cluster has one worker: one runs, the other waits its turn)
-            page.locator(".accuracy-trials input").fill("100")
-            page.locator(".accuracy-trials input").press("Enter")
+            # (the training's controls are in their tab: set first; the evaluation is
+            # queued first, then the training, one tab switch later)
+            open_section(page, "Train")
             page.locator(".train-epochs input").fill("50")
             page.locator(".train-epochs input").press("Enter")
             page.wait_for_function(IDLE, timeout=60_000)
+            open_section(page, "Accuracy")
+            page.locator(".accuracy-trials input").fill("100")
+            page.locator(".accuracy-trials input").press("Enter")
+            page.wait_for_function(IDLE, timeout=60_000)
             page.locator(".accuracy-run button").click()
+            open_section(page, "Train")
             page.locator(".train-run button").click()
+            page.locator(".train-status", has_text="Training").wait_for(timeout=60_000)
+            open_section(page, "Accuracy")
             page.get_by_text(re.compile(r"trial \d+/100")).first.wait_for(timeout=120_000)
             cpu = cpu_seconds(server.pid)
             busy = change_latency(page, LEVELS[:12])
@@ -247,6 +270,7 @@ def bench_browser(warm: bool = True) -> dict[str, object]:
             still_running = page.get_by_text("/100 (").count() > 0
             results["histogram_latency_during_evaluation_and_training"] = summary(busy)
             results["evaluation_still_running_after"] = still_running
+            open_section(page, "Train")
             results["training_still_running_after"] = page.locator(
                 ".train-cancel button").is_enabled()
             # what still runs ends with the server (finally), not measured here

@@ -34,6 +34,7 @@ from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEdit
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.programming_view import ProgrammingView
+from explorer.ui.sections import LazyTabs
 from explorer.ui.session import job_runner, release_memory_soon, served_document
 from explorer.ui.sweep_panel import SweepPanel
 from explorer.ui.time_wires import TimeWiresView
@@ -50,8 +51,9 @@ curve and programmable levels (pick a preset, change levels and nonlinearity, dr
 curve or upload a measured one), the variation, and the crossbar's converters.
 **Right, top:** how every weight lands on the nearest achievable conductance – the error
 histograms of the mapping methods overlaid, the realised-vs-ideal transfer curve and the
-error table, updated on every change. **Right, bottom:** *Evaluate* runs the network on the
-simulated crossbar in the background and adds its accuracy to the history."""
+error table, updated on every change. **Right, bottom:** tabs – *Accuracy* (*Evaluate* runs
+the network on the simulated crossbar in the background and adds its accuracy to the
+history), *Cost*, *Time & wires*, *Layers*, *Sweep* and *Train*."""
 
 DEVICE_URL_PARAMS = list(DEVICE_OPTIONS)
 """Device knobs kept in the page's URL (generated from the settings declarations)."""
@@ -75,6 +77,10 @@ def network_weights(model: str) -> tuple[dict[str, torch.Tensor], str]:
         note = f"Showing untrained {model.split('-')[0]} weights: {exc}"
     weights = {name: module.weight.detach().clone() for name, module in analog_layers(network)}
     return weights, note
+
+
+SECTIONS = ("Accuracy", "Cost", "Time & wires", "Layers", "Sweep", "Train")
+"""Titles of the main column's tabs, in order; the first is open when the page loads."""
 
 
 class Explorer(pn.viewable.Viewer):
@@ -152,16 +158,21 @@ class Explorer(pn.viewable.Viewer):
             self.cli,
             width=420,
         )
+        # The sections below the mapping and programming views are tabs whose Bokeh models
+        # are made and sent only once a tab is opened (explorer/ui/sections.py): a new page
+        # starts with a third fewer models (about 630 instead of 971), so it is built,
+        # sent and drawn sooner. An opened section stays in the page.
+        self.sections = LazyTabs(
+            list(zip(SECTIONS, (self.accuracy, self.cost, self.time_wires, self.layers,
+                                self.sweep, self.train), strict=True)),
+            sizing_mode="stretch_width",
+            css_classes=["explorer-sections"],
+        )
         main = pn.Column(
             self._weights_note,
             self.mapping,
             self.programming,
-            self.accuracy,
-            self.cost,
-            self.time_wires,
-            self.layers,
-            self.sweep,
-            self.train,
+            self.sections,
             sizing_mode="stretch_width",
         )
         self._layout = pn.Column(
@@ -173,6 +184,10 @@ class Explorer(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
+
+    def open_section(self, title: str) -> None:
+        """Show the main column's tab ``title`` (one of :data:`SECTIONS`)."""
+        self.sections.active = SECTIONS.index(title)
 
     # -- errors ------------------------------------------------------------------------------
     def show_exception(self, exc: BaseException) -> None:
@@ -281,12 +296,32 @@ def _weak_handler(method: Callable[[BaseException], None]) -> Callable[[BaseExce
     return handle
 
 
+def _serve_own_stylesheets(doc: Any) -> None:
+    """Give a served session's document the address of Panel's files (its ``dist_url``)
+    before any of its models exist.
+
+    Panel sets it only while it writes a session's HTML page, and points the stylesheets
+    of models made in a document without it at cdn.holoviz.org. Bokeh rebuilds a session
+    that was discarded between its HTML and its websocket (no connection for the unused-
+    session lifetime: a slow browser on a busy server) for the websocket alone, without
+    the HTML: every model of that page, and of each tab opened later, then asked the CDN
+    for its CSS (offline: failed requests, unstyled widgets). The address set here is the
+    one Panel's HTML would set: this server's static files (the CDN in 'cdn' mode).
+    """
+    from panel.io.resources import get_dist_path
+
+    doc._template_variables.setdefault("dist_url", get_dist_path())
+
+
 def build_app() -> pn.viewable.Viewable:
     """Load Panel's extensions and build the dashboard for one session.
 
     An exception while building gives a page that says what went wrong, never a blank one.
     """
     pn.extension()
+    doc = served_document()
+    if doc is not None:
+        _serve_own_stylesheets(doc)
     try:
         app = Explorer()
     except Exception as exc:  # show it: a blank page helps nobody
@@ -299,7 +334,6 @@ def build_app() -> pn.viewable.Viewable:
             ),
             pn.pane.Markdown(f"```\n{details}\n```"),
         )
-    doc = served_document()
     if doc is not None:
         # this session only; Panel keeps it in a dict keyed weakly by the document, so
         # the handler must not hold the app (which holds the document) or the closed

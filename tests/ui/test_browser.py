@@ -6,6 +6,7 @@ condition in the page (``wait_for_function`` / ``wait_for``); nothing sleeps.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -27,7 +28,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "benchmarks"))
-from bench_ui import wait_for_line  # noqa: E402  (one reader of a server's output)
+from bench_ui import open_section, wait_for_line  # noqa: E402  (shared with the bench)
 
 # The dashboard screenshot is written to the test's tmp_path, never over the tracked file.
 # To refresh the README's picture deliberately, run with EXPLORER_UPDATE_SCREENSHOT=1:
@@ -81,9 +82,9 @@ def browser():
 def server():
     """apps/explorer.py served in this process (so tests can see the job runner).
 
-    Sessions expire 5 s after their tab closes (Bokeh's default is 15 s). Much shorter
-    lifetimes discard a session between the page's HTML and its websocket, and the
-    rebuilt session then points its stylesheets at the CDN.
+    Sessions expire 5 s after their tab closes (Bokeh's default is 15 s). A session
+    discarded between its page's HTML and its websocket is rebuilt (see
+    test_a_session_rebuilt_for_its_websocket_loads_nothing_from_the_cdn).
     """
     import panel as pn
 
@@ -99,9 +100,11 @@ def server():
 class Page:
     """A browser tab on the dashboard that records console messages and requests."""
 
-    def __init__(self, browser, url: str) -> None:
+    def __init__(self, browser, url: str, routes: dict | None = None) -> None:
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         self.page = self.context.new_page()
+        for pattern, handler in (routes or {}).items():
+            self.page.route(pattern, handler)
         self.page.set_default_timeout(TIMEOUT_MS)
         self.console: list[tuple[str, str]] = []
         self.hosts: set[str] = set()
@@ -129,6 +132,11 @@ class Page:
         box.fill(value)
         box.press("Enter")
 
+    def open_section(self, title: str) -> None:
+        """Click the main column's tab ``title`` (its content is sent only then) and wait
+        until the page has it."""
+        open_section(self.page, title)
+
     def errors(self) -> list[tuple[str, str]]:
         bad = ("error", "pageerror", "requestfailed")
         return [(kind, text) for kind, text in self.console if kind in bad]
@@ -154,6 +162,7 @@ def wait_text(page: Page, pattern: str) -> str:
 
 def run_sweep_and_see_its_heatmap(page: Page) -> None:
     """A 2 × 2 sweep in the page; its heatmap shows one cell per grid point."""
+    page.open_section("Sweep")
     page.type_into("sweep-x-values", "4, 16")
     page.type_into("sweep-y-values", "0, 3")
     page.type_into("sweep-limit", "20")
@@ -177,6 +186,108 @@ def test_page_loads_with_no_console_errors_and_no_external_requests(tab):
     assert tab.hosts == {tab.page.url.split("/")[2]}  # offline: no CDN, no web fonts
     assert json.loads(tab.histograms())  # three histograms with data
     assert tab.page.get_by_text("Weight → conductance mapping").is_visible()
+
+
+MODEL_COUNT = "() => Bokeh.documents[0].all_models.size"
+SECTION_TEXT = {  # a heading of each section that the page draws only once it is opened
+    "Cost": "Cost per image",
+    "Time & wires": "Time and wires",
+    "Layers": "Layers: which layer hurts most, and why",
+    "Sweep": "Accuracy over a grid of up to",
+    "Train": "Train a network for this crossbar",
+}
+
+
+def test_sections_are_sent_when_opened_and_then_work(tab):
+    # the first section (the accuracy runner) is open; the others are not in the page yet
+    assert tab.page.get_by_text("Accuracy on the crossbar").is_visible()
+    for text in SECTION_TEXT.values():
+        assert tab.page.get_by_text(text).count() == 0, text
+    models = [tab.page.evaluate(MODEL_COUNT)]
+    for title, text in SECTION_TEXT.items():
+        tab.open_section(title)
+        tab.page.get_by_text(text).first.wait_for(state="visible")
+        models.append(tab.page.evaluate(MODEL_COUNT))
+    assert models == sorted(set(models)), models  # each section brought its models
+    # a section shows what is current when it is opened again (the cost of a change
+    # made while it was closed), and follows changes while it is open: the core's cost
+    from explorer.crossbar import CrossbarConfig
+    from explorer.device import DeviceModel
+    from explorer.ui.cost_panel import CostPanel
+
+    def cost_text(levels: int) -> str:
+        config = CrossbarConfig(device=DeviceModel.from_preset("AlOx/HfO2", levels=levels))
+        return f"{CostPanel(config).report.energy_pj_per_image:,.1f} pJ per image"
+
+    def server_has(text: str) -> bool:  # a served session's cost panel shows it (not
+        # one of cost_text's, which have no document)
+        return any(type(o) is CostPanel and o._doc is not None and text in o.summary.object
+                   for o in gc.get_objects())
+
+    tab.open_section("Cost")
+    energy = tab.page.get_by_text(re.compile(r"[\d,.]+ pJ per image")).first
+    sync_api.expect(energy).to_have_text(cost_text(16), timeout=TIMEOUT_MS)
+    tab.open_section("Accuracy")
+    tab.type_into("levels", "4")
+    expected = cost_text(4)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not server_has(expected):  # the closed section got its new cost
+        assert time.monotonic() < deadline, "the cost of 4 levels never came"
+        tab.page.wait_for_timeout(100)  # polls the server's cost panels
+    tab.open_section("Cost")
+    assert energy.inner_text() == expected  # at once: no job or change after the click
+    tab.type_into("levels", "8")
+    sync_api.expect(energy).to_have_text(cost_text(8), timeout=TIMEOUT_MS)
+    tab.open_section("Accuracy")
+    assert tab.page.get_by_text("Accuracy on the crossbar").is_visible()
+    print("Bokeh models in the page: at load, then with each section open:", models)
+    assert tab.errors() == []
+    assert tab.hosts == {tab.page.url.split("/")[2]}  # opened sections: no CDN either
+
+
+def test_a_session_rebuilt_for_its_websocket_loads_nothing_from_the_cdn(browser):
+    """Bokeh discards a session that has no connection for the unused-session lifetime
+    (a slow browser on a busy server) and rebuilds it when the page's websocket comes,
+    without the HTML that tells Panel where its files are: the rebuilt page, and a
+    section opened in it, must still take their stylesheets from this server."""
+    import panel as pn
+
+    port = free_port()
+    created: list[str] = []  # ids of the sessions this server built, in order
+
+    def record(context) -> None:
+        if context.request.headers.get("Host", "").endswith(f":{port}"):
+            created.append(context.id)
+
+    pn.state.on_session_created(record)
+    thread = pn.serve({"explorer": str(PROJECT / "apps" / "explorer.py")}, port=port,
+                      threaded=True, show=False, start=True,
+                      check_unused_sessions_milliseconds=50,
+                      unused_session_lifetime_milliseconds=1)
+
+    def hold_bokeh_js(route) -> None:
+        # the page's HTML came with a session: the page connects only once Bokeh has
+        # discarded it
+        server = pn.state._servers[thread.server_id][0]
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while server.get_sessions("/explorer") and time.monotonic() < deadline:
+            time.sleep(0.05)  # polls the server's session list
+        route.continue_()
+
+    page = None
+    try:
+        page = Page(browser, f"http://localhost:{port}/explorer",
+                    routes={"**/bokeh.min.js*": hold_bokeh_js})
+        assert len(created) == 2 and created[0] == created[1], created  # rebuilt
+        page.open_section("Layers")
+        page.page.get_by_text(SECTION_TEXT["Layers"]).wait_for()
+        assert page.errors() == [], page.console
+        assert page.hosts == {f"localhost:{port}"}
+    finally:
+        if page is not None:
+            page.close()
+        thread.stop()
+        pn.state._on_session_created.remove(record)
 
 
 def test_levels_and_nonlinearity_change_the_histogram_data(tab):

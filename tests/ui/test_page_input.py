@@ -244,6 +244,7 @@ def tab(browser, server):  # noqa: F811
 def test_training_from_the_page_bad_input_then_a_checkpoint_in_the_menu(tab, tmp_path,
                                                                         monkeypatch):
     monkeypatch.setenv("EXPLORER_CHECKPOINTS", str(tmp_path))
+    tab.open_section("Train")
     tab.type_into("train-epochs", "0")
     tab.wait_idle()
     tab.page.locator(".train-run button").click()
@@ -257,6 +258,7 @@ def test_training_from_the_page_bad_input_then_a_checkpoint_in_the_menu(tab, tmp
     tab.page.locator(".train-run button").click()
     status = wait_text(tab, r"is now in the workload menus")
     name = re.search(r"Trained in \d+ s, test accuracy [\d.]+%: (.+) is now", status).group(1)
+    tab.open_section("Sweep")  # (its menu is in the page once it is opened)
     options = tab.page.locator("select").evaluate_all(
         "(els) => els.flatMap((e) => Array.from(e.options).map((o) => o.textContent))")
     assert options.count(name) == 2  # the accuracy runner's menu and the sweep's
