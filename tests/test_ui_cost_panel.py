@@ -143,3 +143,23 @@ def test_with_a_runner_a_bad_setting_shows_one_line(blocked_runner, tmp_path):
     assert "does not exist" in panel.error and "\n" not in panel.error
     assert not panel.error.startswith("InputError")
     assert "Cost not available" in panel.summary.object
+
+
+def test_a_panel_not_live_submits_nothing_until_switched_on(blocked_runner):
+    from explorer.jobs import DONE
+
+    runner, gate = blocked_runner
+    gate.set()
+    config = CrossbarConfig(dac_bits=8, adc_bits=4, tile_rows=128)
+    panel = CostPanel(config, runner=runner, calibration_images=16, live=False)
+    config.adc_bits = 6
+    config.tile_rows = 64
+    assert panel.job is None and panel.report is None  # no job per change while hidden
+    panel.live = True  # its section is opened: the current settings, once
+    job = panel.job
+    assert job is not None and job.wait(TIMEOUT) == DONE, job.error
+    expected = _direct(CrossbarConfig(dac_bits=8, adc_bits=6, tile_rows=64))
+    assert panel.report.energy_breakdown_pj == pytest.approx(expected.energy_breakdown_pj)
+    panel.live = False
+    panel.live = True  # nothing changed meanwhile: no new job
+    assert panel.job is job

@@ -55,6 +55,18 @@ def test_a_section_is_in_the_page_only_once_opened(runner):
     assert at_load < 0.8 * len(doc.models), (at_load, len(doc.models))
 
 
+def test_the_cost_runs_no_job_until_its_section_is_opened(runner):
+    app = Explorer(runner=runner, sync_url=False)
+    doc = Document()
+    doc.add_root(app.__panel__().get_root(doc))
+    app.config.device.levels = 5
+    assert app.cost.job is None  # a page nobody opened Cost on costs the workers nothing
+    app.open_section("Cost")
+    assert app.cost.job.wait(TIMEOUT) == "done"
+    shown = f"{app.cost.report.energy_pj_per_image:,.1f} pJ per image"
+    assert shown in texts(doc)
+
+
 def test_a_section_closed_during_a_change_shows_the_new_numbers_when_reopened(runner):
     app = Explorer(runner=runner, sync_url=False)
     doc = Document()

@@ -120,7 +120,8 @@ class Explorer(pn.viewable.Viewer):
         self.programming = ProgrammingView(config.device, config, weights)
         chosen = self.accuracy.selected_workload()
         self.cost = CostPanel(config, runner=runner if runner is not None else job_runner(),
-                              model=chosen.model, data=chosen.dataset)
+                              model=chosen.model, data=chosen.dataset,
+                              live=False)  # switched on when its tab is first opened
         self.layers = LayersView(config, runner=runner, model=chosen.model)
         self.time_wires = TimeWiresView(config, runner=runner, workload=self.accuracy.core)
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))

@@ -50,6 +50,10 @@ class CostPanel(pn.viewable.Viewer):
     error = param.String(default="", doc="Why the last update failed ('' when it did not).")
     job = param.ClassSelector(class_=Job, default=None, allow_None=True, precedence=-1,
                               doc="The latest cost job (None without a runner).")
+    live = param.Boolean(default=True, precedence=-1,
+                         doc="Recompute on every change. Off (a section nobody has opened "
+                             "yet): changes only mark the figure stale, and switching it "
+                             "on computes the current settings once.")
 
     def __init__(self, config: CrossbarConfig | None = None, runner: Any = None,
                  **params: Any) -> None:
@@ -66,7 +70,8 @@ class CostPanel(pn.viewable.Viewer):
         self.config.device.param.watch(self._changed, [p for p in self.config.device.param
                                                        if p != "name"])
         self.param.watch(self._changed, ["model", "data", "calibration_images"])
-        self.update()
+        self._stale = False
+        self._refresh()
 
     def _figure(self) -> Any:
         fig = figure(x_range=[], height=260, sizing_mode="stretch_width",
@@ -88,7 +93,19 @@ class CostPanel(pn.viewable.Viewer):
             if event.name == "device" and event.obj is self.config:
                 event.new.param.watch(self._changed, [p for p in event.new.param
                                                       if p != "name"])
-        self.update()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.live:
+            self.update()
+        else:  # nobody looks: no job for every change of every session
+            self._stale = True
+
+    @param.depends("live", watch=True)
+    def _on_live(self) -> None:
+        if self.live and self._stale:
+            self._stale = False
+            self.update()
 
     def settings_dict(self) -> dict[str, Any]:
         """What a cost job gets: the crossbar and the network as a settings file's data."""

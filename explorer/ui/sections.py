@@ -1,8 +1,9 @@
 """Tabs whose sections are put into the page only when first opened (``LazyTabs``).
 
 A section that nobody has opened costs its page nothing: no Bokeh models are made, sent
-or drawn for it. Once opened, a section stays in the page (the browser hides it while
-another tab is shown) and is updated like any other view.
+or drawn for it, and a view with a ``live`` parameter (the cost panel, whose figure is a
+worker job per change) is switched on only then. Once opened, a section stays in the
+page (the browser hides it while another tab is shown) and is updated like any other view.
 
 Why not ``pn.Tabs(dynamic=True)``: that takes a hidden tab's models out of the document.
 A pane updated while out (a status line when a job ends, a cost recomputed after a
@@ -52,7 +53,10 @@ class LazyTabs(pn.viewable.Viewer):
     def _put_in(self, index: int) -> None:
         holder = self._holders[index]
         if not holder.objects:
-            holder.objects = [self._views[index]]
+            view = self._views[index]
+            holder.objects = [view]
+            if isinstance(view, param.Parameterized) and "live" in view.param:
+                view.live = True  # a view that waited for its first showing catches up
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.tabs
