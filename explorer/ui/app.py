@@ -30,6 +30,7 @@ from explorer.ui.controls import (
     further_parts,
 )
 from explorer.ui.cost_panel import CostPanel
+from explorer.ui.deferred import Deferred
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
@@ -142,9 +143,11 @@ class Explorer(pn.viewable.Viewer):
         self._import.param.watch(self._on_import, "value")
         self.cli = CliCommand(self._current_settings)
         device = config.device
-        device.param.watch(self.cli.refresh, [p for p in device.param if p != "name"])
-        config.param.watch(self.cli.refresh, crossbar_knobs())
-        self.accuracy.param.watch(self.cli.refresh, WORKLOAD_URL_PARAMS)
+        # the command text follows a change after its histograms have been sent
+        refresh_cli = Deferred(self.cli.refresh)
+        device.param.watch(refresh_cli, [p for p in device.param if p != "name"])
+        config.param.watch(refresh_cli, crossbar_knobs())
+        self.accuracy.param.watch(refresh_cli, WORKLOAD_URL_PARAMS)
         self._url_twins: list[param.Parameterized] = []
         if sync_url:
             self._sync_url()
