@@ -12,7 +12,7 @@ from bokeh.plotting import figure
 
 from explorer.device import PRESETS, DeviceModel, parse_device_csv
 from explorer.errors import InputError
-from explorer.ui.widgets import number_control
+from explorer.ui.widgets import lean_glyphs, number_control
 
 US = 1e-6  # Siemens per microsiemens
 CURVE_SAMPLES = 200
@@ -311,6 +311,7 @@ class DeviceEditor(pn.viewable.Viewer):
             size=6,
             legend_label="levels",
         )
+        lean_glyphs(fig)  # the curves and levels (the drawn points keep their own states)
         drawn = fig.scatter(
             "pulse",
             "conductance_uS",

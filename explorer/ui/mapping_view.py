@@ -32,7 +32,7 @@ from bokeh.plotting import figure
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import METHODS, map_weights
-from explorer.ui.widgets import show_table_data
+from explorer.ui.widgets import lean_glyphs, show_table_data
 
 ALL_LAYERS = "all layers"
 DEFAULT_COMPARE = ["linear", "min_error", "generalized"]
@@ -370,7 +370,7 @@ class MappingView(pn.viewable.Viewer):
             )
         fig.legend.location = "top_right"
         fig.legend.click_policy = "hide"
-        return fig, sources
+        return lean_glyphs(fig), sources
 
     @staticmethod
     def _transfer_figure_() -> tuple[figure, dict[str, ColumnDataSource]]:
@@ -405,7 +405,7 @@ class MappingView(pn.viewable.Viewer):
             )
         fig.legend.location = "top_left"
         fig.legend.click_policy = "hide"
-        return fig, sources
+        return lean_glyphs(fig), sources
 
     def _update_plots(self) -> None:
         shown = self.methods_shown()

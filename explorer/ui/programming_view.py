@@ -29,7 +29,7 @@ from explorer.nonideal import NonIdealities
 from explorer.settings.noise import NoiseSettings
 from explorer.ui.deferred import Deferred
 from explorer.ui.mapping_view import one_torch_thread
-from explorer.ui.widgets import show_table_data
+from explorer.ui.widgets import lean_glyphs, show_table_data
 
 KINDS = {"mapped": "#1f77b4", "programmed": "#ff7f0e"}
 WATCHED = ["mapping", "scheme", "scale", "snap_codebook", "weight_slices", "bits_per_cell",
@@ -82,7 +82,7 @@ class ProgrammingView(pn.viewable.Viewer):
         for kind, color in KINDS.items():
             fig.quad(left="left", right="right", top="top", bottom=0, source=self._source[kind],
                      fill_color=color, fill_alpha=0.45, line_color=None, legend_label=kind)
-        self._figure = fig
+        self._figure = lean_glyphs(fig)
         self._table_source = ColumnDataSource({c: [] for c, _ in TABLE_COLUMNS})
         table = DataTable(source=self._table_source, index_position=None, height=200,
                           sizing_mode="stretch_width", css_classes=["programming-table"],

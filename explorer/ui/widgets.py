@@ -66,6 +66,17 @@ def undelayed(widget: pn.widgets.Widget) -> pn.widgets.Widget:
     return widget
 
 
+def lean_glyphs(fig: Any) -> Any:
+    """Drop the copies of each glyph that Bokeh's figure methods make for the non-selected
+    and muted states ("auto": BokehJS derives them from the glyph when needed, the same
+    look). A plot without selection or muting needs neither: two models fewer per
+    renderer to build, send and take apart with every patch. Returns ``fig``."""
+    for renderer in fig.renderers:
+        renderer.nonselection_glyph = "auto"
+        renderer.muted_glyph = "auto"
+    return fig
+
+
 def show_table_data(table: Any, data: dict[str, Any]) -> Any:
     """Give a Bokeh ``DataTable`` new rows, and make the page redraw them; returns its source.
 
