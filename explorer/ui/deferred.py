@@ -16,7 +16,9 @@ drops them the wait ends at once, and the test of this order fails).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import panel as pn
@@ -40,8 +42,9 @@ class Deferred:
     """Call ``callback()`` soon after the current change, once however often requested.
 
     In a served page the call waits until Panel has written the document's pending patches
-    (requests before it runs coalesce into one call); elsewhere (notebooks, scripts, tests) it runs
-    at once.
+    (requests before it runs coalesce into one call); the deferred calls of one change run
+    together in one hold, so they reach the browser as one more patch, not one each.
+    Elsewhere (notebooks, scripts, tests) it runs at once.
     """
 
     def __init__(self, callback: Callable[[], None]) -> None:
@@ -53,24 +56,33 @@ class Deferred:
         return self._pending
 
     def __call__(self, *_events: Any) -> None:
-        if served_document() is None:
+        doc = served_document()
+        if doc is None:
             self._callback()
             return
         if self._pending:
             return
         self._pending = True
-        self._waited_ms = 0
-        pn.state.execute(self._after_patch, schedule=True)
-
-    def _after_patch(self) -> None:
-        doc = served_document()
-        if doc is not None and patch_pending(doc) and self._waited_ms < MAX_WAIT_MS:
-            self._waited_ms += RECHECK_MS
-            doc.add_timeout_callback(self._after_patch, RECHECK_MS)
-            return
-        pn.state.execute(self._run, schedule=False)  # errors go to the page's handler
+        waiting = _waiting.setdefault(doc, [])
+        waiting.append(self)
+        if len(waiting) == 1:  # the first of this change: schedule the run of them all
+            pn.state.execute(partial(_after_patch, doc, 0), schedule=True)
 
     def _run(self) -> None:
         self._pending = False
-        with pn.io.hold():  # one patch for the whole update
-            self._callback()
+        self._callback()
+
+
+_waiting: weakref.WeakKeyDictionary[Any, list[Deferred]] = weakref.WeakKeyDictionary()
+"""Deferred calls requested in a served document and not run yet, in request order."""
+
+
+def _after_patch(doc: Any, waited_ms: int) -> None:
+    if patch_pending(doc) and waited_ms < MAX_WAIT_MS:
+        doc.add_timeout_callback(partial(_after_patch, doc, waited_ms + RECHECK_MS),
+                                 RECHECK_MS)
+        return
+    calls = _waiting.pop(doc, [])
+    with pn.io.hold():  # one patch for all of them
+        for deferred in calls:
+            pn.state.execute(deferred._run, schedule=False)  # errors: the page's handler

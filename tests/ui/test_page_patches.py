@@ -59,7 +59,8 @@ def served_page():
 
     def page():
         box = undelayed(pn.widgets.IntInput(value=1, label="levels"))
-        sources = {k: ColumnDataSource({"x": [0], "y": [0]}) for k in ("a", "b", "late")}
+        sources = {k: ColumnDataSource({"x": [0], "y": [0]})
+                   for k in ("a", "b", "late", "later")}
         fig = figure(width=200, height=200)
         for source in sources.values():
             fig.scatter("x", "y", source=source)
@@ -70,13 +71,20 @@ def served_page():
                 log.append(("deferred", patch_pending(doc)))
             sources["late"].data = {"x": [box.value], "y": [0]}
 
-        deferred = Deferred(late)
+        def later() -> None:
+            with lock:
+                log.append(("deferred too", None))
+            sources["later"].data = {"x": [box.value], "y": [0]}
+
+        deferred, deferred_too = Deferred(late), Deferred(later)
 
         def on_value(event) -> None:
             for key in ("a", "b"):  # two views, each updating in its own hold
                 with pn.io.hold():
                     sources[key].data = {"x": [event.new], "y": [1]}
             deferred()
+            deferred_too()
+            deferred()  # asked twice: runs once
 
         box.param.watch(on_value, "value")
         return pn.Column(box, pn.pane.Bokeh(fig))
@@ -118,13 +126,13 @@ def test_a_change_leaves_in_one_patch_written_before_the_deferred_view(
         page.goto(url, timeout=TIMEOUT_MS)
         page.wait_for_function("() => window.Bokeh !== undefined && Bokeh.documents.length > 0"
                                " && Bokeh.documents[0].is_idle", timeout=TIMEOUT_MS)
-        assert page.evaluate(SOURCES_X) == "0,0,0"
+        assert page.evaluate(SOURCES_X) == "0,0,0,0"
         with lock:
             log.clear()
         box = page.locator("input").first
         box.fill("7")
         box.press("Enter")
-        page.wait_for_function(f"() => ({SOURCES_X})() === '7,7,7'", timeout=TIMEOUT_MS)
+        page.wait_for_function(f"() => ({SOURCES_X})() === '7,7,7,7'", timeout=TIMEOUT_MS)
         with lock:
             events = list(log)
         kinds = [kind for kind, _ in events]
@@ -132,5 +140,9 @@ def test_a_change_leaves_in_one_patch_written_before_the_deferred_view(
         assert kinds[:first_deferred].count("write") == 1, events  # one held patch
         assert events[first_deferred][1] is False, events  # nothing left to write
         assert kinds.count("deferred") == 1
+        # both deferred views in one more patch, after the first
+        after = kinds[first_deferred:]
+        assert after.index("deferred too") < after.index("write"), events
+        assert after.count("write") == 1, events
     finally:
         context.close()
