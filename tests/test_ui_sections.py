@@ -8,7 +8,7 @@ import html
 
 import pytest
 from bokeh.document import Document
-from bokeh.models import ImportedStyleSheet
+from bokeh.models import ImportedStyleSheet, TextAreaInput
 
 from explorer.jobs import JobRunner
 from explorer.ui.app import SECTIONS, Explorer
@@ -100,3 +100,87 @@ def test_a_section_updated_while_hidden_keeps_this_servers_stylesheets(runner):
     app.open_section("Cost")
     urls = [m.url for m in doc.models if isinstance(m, ImportedStyleSheet)]
     assert urls and not [u for u in urls if u.startswith("http")], urls
+
+
+# -- the sidebar's collapsible groups (LazySections) ---------------------------------------------
+def css_models(doc: Document, css_class: str) -> list:
+    return [m for m in doc.models if css_class in (getattr(m, "css_classes", None) or [])]
+
+
+def test_a_sidebar_group_is_in_the_page_only_once_opened_and_stays_when_closed(runner):
+    app = Explorer(runner=runner, sync_url=False)
+    doc = Document()
+    doc.add_root(app.__panel__().get_root(doc))
+    groups = app.sidebar_sections
+    assert groups.titles[:2] == ["Non-idealities", "Crossbar & converters"]
+    assert groups.opened == [] and css_models(doc, "levels")  # the device editor is built
+    assert not css_models(doc, "adc-bits") and not css_models(doc, "read-sigma")
+    at_load = len(doc.models)
+    app.open_sidebar_section("Crossbar & converters")
+    (adc,) = css_models(doc, "adc-bits")
+    assert adc.value == "ideal" and not css_models(doc, "read-sigma")
+    opened = len(doc.models)
+    assert opened > at_load
+    holder = css_models(doc, "lazy-section-crossbar-converters")[0]
+    assert holder.visible and holder.children
+    groups.close("Crossbar & converters")
+    assert not holder.visible and css_models(doc, "adc-bits") == [adc]  # hidden, not removed
+    assert groups.opened == ["Crossbar & converters"] and groups.shown == []
+    app.config.adc_bits = 6  # a closed group's controls still follow the config
+    assert adc.value == "6 bits"
+    for title in groups.titles:
+        groups.open(title)
+    assert css_models(doc, "read-sigma") and "explorer evaluate" in texts_and_values(doc)
+    assert len(doc.models) > opened
+
+
+def texts_and_values(doc: Document) -> str:
+    """:func:`texts` and the values of the text areas (the CLI command)."""
+    return texts(doc) + "\n".join(m.value for m in doc.models if isinstance(m, TextAreaInput))
+
+
+def test_knobs_set_by_url_or_import_while_their_group_is_closed_show_once_opened(runner):
+    from explorer.ui.app import CONFIG_URL_PARAMS
+    from explorer.ui.url_state import url_proxy
+
+    app = Explorer(runner=runner, sync_url=False)
+    doc = Document()
+    doc.add_root(app.__panel__().get_root(doc))
+    url = url_proxy(app.config, CONFIG_URL_PARAMS)  # what Location.sync sets
+    url.param.update(adc_bits="5", read_sigma="0.03")
+    assert (app.config.adc_bits, app.config.read_sigma) == (5, 0.03)
+    settings = app.export_settings()
+    settings["converters"]["dac_bits"] = 4
+    settings["wires"]["ir_drop"] = "solve"
+    app.import_settings(settings)
+    assert app.config.dac_bits == 4 and app.config.ir_drop == "solve"
+    assert not css_models(doc, "adc-bits")
+    app.open_sidebar_section("Crossbar & converters")
+    assert css_models(doc, "adc-bits")[0].value == "5 bits"
+    assert css_models(doc, "dac-bits")[0].value == "4 bits"
+    app.open_sidebar_section("Non-idealities")
+    assert [m.value for m in css_models(doc, "read-sigma")
+            if "value" in m.properties()] == [0.03]
+    app.open_sidebar_section("Wires")
+    (ir_drop,) = css_models(doc, "ir-drop")  # radio buttons
+    assert ir_drop.labels[ir_drop.active] == "solve"
+    app.open_sidebar_section(groups_settings := app.sidebar_sections.titles[-1])
+    assert groups_settings.startswith("Settings")
+    assert "--dac-bits 4" in texts_and_values(doc) and "--adc-bits 5" in texts_and_values(doc)
+
+
+def test_a_problem_in_a_closed_group_is_shown_above_the_headers(runner):
+    app = Explorer(runner=runner, sync_url=False)
+    doc = Document()
+    doc.add_root(app.__panel__().get_root(doc))
+    (alert,) = css_models(doc, "lazy-sections-problems")
+    assert not alert.visible
+    app.config.param.update(stuck_at_gmin=0.7, stuck_at_gmax=0.6)
+    assert alert.visible and "stuck_at_gmin + stuck_at_gmax" in alert.text
+    app.open_sidebar_section("Non-idealities")  # its own note shows it now: not twice
+    assert not alert.visible
+    assert sum("stuck_at_gmin + stuck_at_gmax" in t for t in texts(doc).split("\n\n")) >= 1
+    app.sidebar_sections.close("Non-idealities")
+    assert alert.visible
+    app.config.stuck_at_gmax = 0.1
+    assert not alert.visible

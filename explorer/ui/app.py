@@ -35,7 +35,7 @@ from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEdit
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.programming_view import ProgrammingView
-from explorer.ui.sections import LazyTabs
+from explorer.ui.sections import LazySections, LazyTabs
 from explorer.ui.session import job_runner, release_memory_soon, served_document
 from explorer.ui.sweep_panel import SweepPanel
 from explorer.ui.time_wires import TimeWiresView
@@ -49,7 +49,8 @@ INTRO = """\
 ## Crossbar Explorer
 A trained network written into a ReRAM crossbar. **Left:** the cell – its conductance-state
 curve and programmable levels (pick a preset, change levels and nonlinearity, draw your own
-curve or upload a measured one), the variation, and the crossbar's converters.
+curve or upload a measured one); below it, groups that open on a click: the variation, the
+crossbar's converters, wires, drift, cost, and the settings file and CLI command.
 **Right, top:** how every weight lands on the nearest achievable conductance – the error
 histograms of the mapping methods overlaid, the realised-vs-ideal transfer curve and the
 error table, updated on every change. **Right, bottom:** tabs – *Accuracy* (*Evaluate* runs
@@ -80,6 +81,8 @@ def network_weights(model: str) -> tuple[dict[str, torch.Tensor], str]:
     return weights, note
 
 
+SETTINGS_SECTION = "Settings: export, import, CLI command"
+"""The sidebar's last group."""
 SECTIONS = ("Accuracy", "Cost", "Time & wires", "Layers", "Sweep", "Train")
 """Titles of the main column's tabs, in order; the first is open when the page loads."""
 
@@ -110,9 +113,9 @@ class Explorer(pn.viewable.Viewer):
             config = CrossbarConfig(device=device)
         super().__init__(config=config, **params)
         self.device_editor = DeviceEditor(config.device)
-        self.nonidealities = NonIdealityControls(config)
-        self.crossbar = CrossbarControls(config)
-        self.further = [PartControls(config, part) for part in further_parts()]
+        self.nonidealities = NonIdealityControls(config, heading=False)
+        self.crossbar = CrossbarControls(config, heading=False)
+        self.further = [PartControls(config, part, heading=False) for part in further_parts()]
         self.accuracy = AccuracyRunner(config, runner=runner)
         self.sweep = SweepPanel(config, runner=runner)
         self.train = TrainPanel(config, runner=runner, on_checkpoint=self._offer_checkpoint)
@@ -151,17 +154,19 @@ class Explorer(pn.viewable.Viewer):
         self._url_twins: list[param.Parameterized] = []
         if sync_url:
             self._sync_url()
-        sidebar = pn.Column(
-            self.device_editor,
-            self.nonidealities,
-            self.crossbar,
-            *self.further,
-            pn.pane.Markdown("### Settings", margin=(0, 10)),
-            self._export,
-            self._import,
-            self.cli,
-            width=420,
+        # Under the device editor (what the page is about), the sidebar's groups are
+        # collapsible headers whose controls are made and sent only once opened
+        # (explorer/ui/sections.py); the knobs themselves are parameters of the config,
+        # so the URL, a settings import and the CLI command work with the groups closed.
+        self.sidebar_sections = LazySections(
+            [(controls.heading, controls)
+             for controls in (self.nonidealities, self.crossbar, *self.further)]
+            + [(SETTINGS_SECTION, pn.Column(self._export, self._import, self.cli,
+                                            sizing_mode="stretch_width"))],
+            sizing_mode="stretch_width",
+            css_classes=["explorer-sidebar-sections"],
         )
+        sidebar = pn.Column(self.device_editor, self.sidebar_sections, width=420)
         # The sections below the mapping and programming views are tabs whose Bokeh models
         # are made and sent only once a tab is opened (explorer/ui/sections.py): a new page
         # starts with a third fewer models (about 630 instead of 971), so it is built,
@@ -192,6 +197,10 @@ class Explorer(pn.viewable.Viewer):
     def open_section(self, title: str) -> None:
         """Show the main column's tab ``title`` (one of :data:`SECTIONS`)."""
         self.sections.active = SECTIONS.index(title)
+
+    def open_sidebar_section(self, title: str) -> None:
+        """Open the sidebar's group ``title`` (a title of ``sidebar_sections``)."""
+        self.sidebar_sections.open(title)
 
     # -- errors ------------------------------------------------------------------------------
     def show_exception(self, exc: BaseException) -> None:

@@ -36,7 +36,8 @@ class PartControls(pn.viewable.Viewer):
     title: ClassVar[str] = ""
 
     def __init__(self, config: CrossbarConfig, part: type[Part] | None = None,
-                 **params: Any) -> None:
+                 heading: bool = True, **params: Any) -> None:
+        """``heading=False`` leaves out the title (shown by a collapsible header instead)."""
         super().__init__(config=config, **params)
         if part is not None:
             self.part = part
@@ -44,14 +45,19 @@ class PartControls(pn.viewable.Viewer):
         self._widgets = self._build_widgets(config)
         config.param.watch(self._check, self.part.knobs())
         self._check()
-        title = self.title or self.part.section.replace("_", " ").capitalize()
+        title = [pn.pane.Markdown(f"### {self.heading}", margin=(0, 10))] if heading else []
         self._layout = pn.Column(
-            pn.pane.Markdown(f"### {title}", margin=(0, 10)),
+            *title,
             *self._widgets,
             self._alert,
             sizing_mode="stretch_width",
             css_classes=[f"controls-{self.part.section}"],
         )
+
+    @property
+    def heading(self) -> str:
+        """The section's title on the page."""
+        return self.title or self.part.section.replace("_", " ").capitalize()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -81,7 +87,7 @@ class CrossbarControls(PartControls):
     percentile and fixed-range boxes show only for the ADC range they apply to."""
 
     part = ConverterSettings
-    title = "Crossbar"
+    title = "Crossbar & converters"
 
     def _build_widgets(self, config: CrossbarConfig) -> list[pn.viewable.Viewable]:
         widgets = part_widgets(config, self.part)

@@ -29,7 +29,7 @@ class NoneOrIntSelect:
     the watchers keep this object alive as long as the widget and ``obj``)."""
 
     def __init__(self, obj: param.Parameterized, name: str, unit: str = "bits",
-                 width: int = 150) -> None:
+                 width: int = 150, css_class: str | None = None) -> None:
         p = obj.param[name]
         low, high = p.bounds
         self._choices = {IDEAL: None, **{f"{n} {unit}": n for n in range(low, high + 1)}}
@@ -37,7 +37,8 @@ class NoneOrIntSelect:
         self._obj, self._name = obj, name
         self.select = pn.widgets.Select(label=p.label, options=list(self._choices),
                                         value=self._labels[getattr(obj, name)],
-                                        description=p.doc, width=width)
+                                        description=p.doc, width=width,
+                                        css_classes=[css_class] if css_class else [])
         self.select.param.watch(self._push, "value")
         obj.param.watch(self._pull, name)
 
@@ -61,7 +62,7 @@ def knob_widget(obj: param.Parameterized, name: str,
         return pn.widgets.Select.from_param(p, css_classes=css)
     if isinstance(p, param.Integer) and p.allow_None and p.bounds and None not in p.bounds \
             and p.bounds[1] - p.bounds[0] <= 64:
-        return NoneOrIntSelect(obj, name).select
+        return NoneOrIntSelect(obj, name, css_class=css[0]).select
     if isinstance(p, param.Number) and not p.allow_None and p.softbounds is not None \
             and None not in p.softbounds:
         low, high = p.softbounds

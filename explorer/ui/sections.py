@@ -1,4 +1,5 @@
-"""Tabs whose sections are put into the page only when first opened (``LazyTabs``).
+"""Sections put into the page only when first opened: tabs (``LazyTabs``) and a vertical
+list of collapsible headers (``LazySections``, the sidebar's lower groups).
 
 A section that nobody has opened costs its page nothing: no Bokeh models are made, sent
 or drawn for it, and a view with a ``live`` parameter (the cost panel, whose figure is a
@@ -51,15 +52,106 @@ class LazyTabs(pn.viewable.Viewer):
         self._put_in(self.active)
 
     def _put_in(self, index: int) -> None:
-        holder = self._holders[index]
-        if not holder.objects:
-            view = self._views[index]
-            holder.objects = [view]
-            if isinstance(view, param.Parameterized) and "live" in view.param:
-                view.live = True  # a view that waited for its first showing catches up
+        _put_in(self._holders[index], self._views[index])
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.tabs
 
 
-__all__ = ["LazyTabs"]
+def _put_in(holder: pn.Column, view: Any) -> None:
+    """Put ``view`` into its (empty) ``holder``, once; a view with a ``live`` parameter
+    is switched on then."""
+    if not holder.objects:
+        holder.objects = [view]
+        if isinstance(view, param.Parameterized) and "live" in view.param:
+            view.live = True  # a view that waited for its first showing catches up
+
+
+CLOSED, OPEN = "\u25b8", "\u25be"  # ▸ ▾
+HEADER_CSS = ":host .bk-btn { text-align: left; font-weight: 600; }"
+
+
+def slug(title: str) -> str:
+    """``"Crossbar & converters"`` → ``"crossbar-converters"`` (for css classes)."""
+    words = "".join(c if c.isalnum() else " " for c in title.lower()).split()
+    return "-".join(words)
+
+
+class LazySections(pn.viewable.Viewer):
+    """``(title, view)`` sections as a vertical list of headers (toggle buttons, ▸ / ▾
+    and the title; focusable, Enter or Space opens) each followed by its view, which
+    enters the page when the header is first opened. Closing hides the view; it stays in
+    the document (see the module docstring).
+
+    A view with a ``problem`` parameter (:class:`~explorer.ui.controls.PartControls`: an
+    impossible combination) shows it in its own alert once opened; the problems of the
+    closed sections (not already shown by an open one) are shown in one alert above the
+    headers, so a problem is never hidden behind a closed header.
+    """
+
+    def __init__(self, sections: Sequence[tuple[str, Any]], **params: Any) -> None:
+        layout = {k: params.pop(k) for k in ("sizing_mode", "css_classes", "width")
+                  if k in params}
+        super().__init__(**params)
+        self.titles = [title for title, _ in sections]
+        self._views = [view for _, view in sections]
+        self._holders = [pn.Column(visible=False, sizing_mode="stretch_width",
+                                   css_classes=[f"lazy-section-{slug(t)}"])
+                         for t in self.titles]
+        self._headers = [pn.widgets.Toggle(label=f"{CLOSED} {t}", value=False,
+                                           color="light", sizing_mode="stretch_width",
+                                           css_classes=[f"lazy-header-{slug(t)}"],
+                                           stylesheets=[HEADER_CSS], margin=(2, 10))
+                         for t in self.titles]
+        for index, header in enumerate(self._headers):
+            header.param.watch(lambda e, i=index: self._show(i, e.new), "value")
+        self.problems = pn.pane.Alert("", alert_type="warning", visible=False,
+                                      css_classes=["lazy-sections-problems"])
+        for view in self._views:
+            if isinstance(view, param.Parameterized) and "problem" in view.param:
+                view.param.watch(self._show_problems, "problem")
+        self._show_problems()
+        rows = [row for pair in zip(self._headers, self._holders, strict=True) for row in pair]
+        self._layout = pn.Column(self.problems, *rows, **layout)
+
+    @property
+    def opened(self) -> list[str]:
+        """Titles of the sections in the page so far (open now or not)."""
+        return [t for t, h in zip(self.titles, self._holders, strict=True) if h.objects]
+
+    @property
+    def shown(self) -> list[str]:
+        """Titles of the sections open now."""
+        return [t for t, h in zip(self.titles, self._headers, strict=True) if h.value]
+
+    def open(self, title: str) -> None:
+        """Open section ``title`` (as a click on its header does)."""
+        self._headers[self.titles.index(title)].value = True
+
+    def close(self, title: str) -> None:
+        """Close section ``title`` (its view stays in the page, hidden)."""
+        self._headers[self.titles.index(title)].value = False
+
+    def _show(self, index: int, show: bool) -> None:
+        holder, title = self._holders[index], self.titles[index]
+        with pn.io.hold():
+            if show:
+                _put_in(holder, self._views[index])
+            holder.visible = show
+            self._headers[index].label = f"{OPEN if show else CLOSED} {title}"
+            self._show_problems()
+
+    def _show_problems(self, *_events: param.parameterized.Event) -> None:
+        def problems(shown: bool) -> list[str]:
+            return [getattr(view, "problem", "") for view, header
+                    in zip(self._views, self._headers, strict=True) if header.value == shown]
+
+        seen = set(problems(shown=True))
+        hidden = list(dict.fromkeys(p for p in problems(shown=False) if p and p not in seen))
+        self.problems.param.update(object="\n\n".join(hidden), visible=bool(hidden))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+__all__ = ["LazySections", "LazyTabs"]

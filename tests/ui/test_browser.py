@@ -30,6 +30,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 from bench_ui import open_section, wait_for_line  # noqa: E402  (shared with the bench)
 
+from explorer.ui.sections import slug  # noqa: E402
+
 # The dashboard screenshot is written to the test's tmp_path, never over the tracked file.
 # To refresh the README's picture deliberately, run with EXPLORER_UPDATE_SCREENSHOT=1:
 #   EXPLORER_UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/ui -k panel_serve
@@ -55,6 +57,11 @@ LEVEL_MARKERS = """() => {
       return m.data.pulse.length;
   }
   return -1;
+}"""
+SIDEBAR_SECTION_SHOWN = """(css) => {
+  for (const m of Bokeh.documents[0].all_models)
+    if ((m.css_classes || []).includes(css)) return m.visible && m.children.length > 0;
+  return false;
 }"""
 BAD_CSV = b"conductance\n1e-6\nabc\n3e-6\n"
 
@@ -136,6 +143,23 @@ class Page:
         """Click the main column's tab ``title`` (its content is sent only then) and wait
         until the page has it."""
         open_section(self.page, title)
+
+    def sidebar_header(self, title: str):
+        """The sidebar group ``title``'s header button (▸ closed, ▾ open)."""
+        return self.page.get_by_role("button", name=re.compile(rf"^. {re.escape(title)}$"))
+
+    def open_sidebar_section(self, title: str, keyboard: bool = False) -> None:
+        """Open the sidebar's group ``title`` (a click, or Enter on its focused header) and
+        wait until the page has its controls (they are sent only then)."""
+        header = self.sidebar_header(title)
+        if keyboard:
+            header.focus()
+            self.page.keyboard.press("Enter")
+        else:
+            header.click()
+        self.page.wait_for_function(SIDEBAR_SECTION_SHOWN, arg=f"lazy-section-{slug(title)}",
+                                    timeout=TIMEOUT_MS)
+        self.wait_idle()
 
     def errors(self) -> list[tuple[str, str]]:
         bad = ("error", "pageerror", "requestfailed")

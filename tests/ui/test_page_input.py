@@ -264,3 +264,23 @@ def test_training_from_the_page_bad_input_then_a_checkpoint_in_the_menu(tab, tmp
     assert options.count(name) == 2  # the accuracy runner's menu and the sweep's
     assert [p.suffix for p in sorted(tmp_path.iterdir())] == [".json", ".pt"]
     assert tab.errors() == []
+
+
+def test_sidebar_groups_open_by_click_and_keyboard_and_their_controls_work(tab):
+    assert tab.page.locator(".adc-bits select").count() == 0  # not in the page until opened
+    tab.open_sidebar_section("Crossbar & converters")
+    assert tab.sidebar_header("Crossbar & converters").inner_text().startswith("\u25be")
+    tab.page.locator(".adc-bits select").select_option("4 bits")
+    tab.page.wait_for_url(re.compile(r"adc_bits=4"))  # the page's link follows
+    # from the keyboard: focus the Settings header, Enter; the CLI command shows the change
+    settings = "Settings: export, import, CLI command"
+    tab.open_sidebar_section(settings, keyboard=True)
+    command = tab.page.locator(".cli-command textarea")
+    assert "--adc-bits 4" in command.input_value()
+    # closing hides the group (Space on the focused header), reopening shows it as it was
+    tab.sidebar_header("Crossbar & converters").focus()
+    tab.page.keyboard.press(" ")
+    tab.page.locator(".adc-bits select").wait_for(state="hidden")
+    tab.open_sidebar_section("Crossbar & converters", keyboard=True)
+    assert tab.page.locator(".adc-bits select").input_value() == "4 bits"
+    assert tab.errors() == []
