@@ -55,6 +55,24 @@ def test_a_section_is_in_the_page_only_once_opened(runner):
     assert at_load < 0.8 * len(doc.models), (at_load, len(doc.models))
 
 
+def test_closed_sections_views_are_built_when_first_opened_with_the_current_workload(
+        runner):
+    from explorer.ui.layers_view import LayersView
+    from explorer.ui.workload import WORKLOADS
+
+    app = Explorer(runner=runner, sync_url=False)
+    doc = Document()
+    doc.add_root(app.__panel__().get_root(doc))
+    assert [t for t in SECTIONS if app.sections.built(t)] == ["Accuracy"]
+    other = next(name for name, w in WORKLOADS.items()
+                 if w.model != WORKLOADS[app.accuracy.workload].model)
+    app.accuracy.workload = other  # while Layers is not built
+    app.open_section("Layers")
+    assert app.sections.built("Layers") and isinstance(app.layers, LayersView)
+    assert app.layers.model == WORKLOADS[other].model
+    assert not app.sections.built("Sweep")
+
+
 def test_the_cost_runs_no_job_until_its_section_is_opened(runner):
     app = Explorer(runner=runner, sync_url=False)
     doc = Document()

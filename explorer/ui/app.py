@@ -117,17 +117,10 @@ class Explorer(pn.viewable.Viewer):
         self.crossbar = CrossbarControls(config, heading=False)
         self.further = [PartControls(config, part, heading=False) for part in further_parts()]
         self.accuracy = AccuracyRunner(config, runner=runner)
-        self.sweep = SweepPanel(config, runner=runner)
-        self.train = TrainPanel(config, runner=runner, on_checkpoint=self._offer_checkpoint)
         weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
         self.programming = ProgrammingView(config.device, config, weights)
-        chosen = self.accuracy.selected_workload()
-        self.cost = CostPanel(config, runner=runner if runner is not None else job_runner(),
-                              model=chosen.model, data=chosen.dataset,
-                              live=False)  # switched on when its tab is first opened
-        self.layers = LayersView(config, runner=runner, model=chosen.model)
-        self.time_wires = TimeWiresView(config, runner=runner, workload=self.accuracy.core)
+        self._runner = runner
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
 
@@ -171,9 +164,12 @@ class Explorer(pn.viewable.Viewer):
         # are made and sent only once a tab is opened (explorer/ui/sections.py): a new page
         # starts with a third fewer models (about 630 instead of 971), so it is built,
         # sent and drawn sooner. An opened section stays in the page.
+        # the views behind closed tabs are not even built until opened (or asked for:
+        # the properties below): a third of building a page, and of its memory
         self.sections = LazyTabs(
-            list(zip(SECTIONS, (self.accuracy, self.cost, self.time_wires, self.layers,
-                                self.sweep, self.train), strict=True)),
+            list(zip(SECTIONS, (self.accuracy, self._build_cost, self._build_time_wires,
+                                self._build_layers, self._build_sweep, self._build_train),
+                     strict=True)),
             sizing_mode="stretch_width",
             css_classes=["explorer-sections"],
         )
@@ -193,6 +189,46 @@ class Explorer(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
+
+    # -- the main column's sections, built when first opened ---------------------------------
+    @property
+    def cost(self) -> CostPanel:
+        return self.sections.view("Cost")
+
+    @property
+    def time_wires(self) -> TimeWiresView:
+        return self.sections.view("Time & wires")
+
+    @property
+    def layers(self) -> LayersView:
+        return self.sections.view("Layers")
+
+    @property
+    def sweep(self) -> SweepPanel:
+        return self.sections.view("Sweep")
+
+    @property
+    def train(self) -> TrainPanel:
+        return self.sections.view("Train")
+
+    def _build_cost(self) -> CostPanel:
+        chosen = self.accuracy.selected_workload()
+        runner = self._runner if self._runner is not None else job_runner()
+        return CostPanel(self.config, runner=runner, model=chosen.model, data=chosen.dataset,
+                         live=False)  # switched on when its tab is first opened
+
+    def _build_time_wires(self) -> TimeWiresView:
+        return TimeWiresView(self.config, runner=self._runner, workload=self.accuracy.core)
+
+    def _build_layers(self) -> LayersView:
+        return LayersView(self.config, runner=self._runner,
+                          model=self.accuracy.selected_workload().model)
+
+    def _build_sweep(self) -> SweepPanel:
+        return SweepPanel(self.config, runner=self._runner)
+
+    def _build_train(self) -> TrainPanel:
+        return TrainPanel(self.config, runner=self._runner, on_checkpoint=self._offer_checkpoint)
 
     def open_section(self, title: str) -> None:
         """Show the main column's tab ``title`` (one of :data:`SECTIONS`)."""
@@ -283,7 +319,8 @@ class Explorer(pn.viewable.Viewer):
         """A checkpoint trained on this page: in the menus at once, and selected."""
         with pn.io.hold():
             self.accuracy.offer_workloads()
-            self.sweep.offer_workloads()
+            if self.sections.built("Sweep"):  # a sweep built later lists it anyway
+                self.sweep.offer_workloads()
             self.accuracy.workload = name
 
     def _on_workload(self, event: param.parameterized.Event) -> None:
@@ -292,9 +329,11 @@ class Explorer(pn.viewable.Viewer):
             self._weights_note.param.update(object=note, visible=bool(note))
             self.mapping.weights = weights
             self.programming.weights = weights
-            chosen = WORKLOADS[event.new]
-            self.cost.param.update(model=chosen.model, data=chosen.dataset)
-            self.layers.model = chosen.model
+            chosen = WORKLOADS[event.new]  # views built later take it when built
+            if self.sections.built("Cost"):
+                self.cost.param.update(model=chosen.model, data=chosen.dataset)
+            if self.sections.built("Layers"):
+                self.layers.model = chosen.model
 
 
 def _weak_handler(method: Callable[[BaseException], None]) -> Callable[[BaseException], None]:

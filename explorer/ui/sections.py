@@ -23,9 +23,16 @@ import panel as pn
 import param
 
 
+def _is_factory(view: Any) -> bool:
+    """A section given as a function that builds its view (called when first needed)."""
+    return callable(view) and not isinstance(
+        view, (pn.viewable.Viewable, pn.viewable.Viewer, param.Parameterized))
+
+
 class LazyTabs(pn.viewable.Viewer):
     """``(title, view)`` sections as tabs; a view enters the page when its tab is first
-    opened (the first tab: at once)."""
+    opened (the first tab: at once). A view may be given as a function that builds it:
+    it is then built when its tab is first opened or :meth:`view` first asks for it."""
 
     active = param.Integer(default=0, bounds=(0, None), doc="Index of the tab shown.")
 
@@ -47,12 +54,23 @@ class LazyTabs(pn.viewable.Viewer):
         """Titles of the sections in the page so far."""
         return [t for t, h in zip(self.titles, self._holders, strict=True) if h.objects]
 
+    def built(self, title: str) -> bool:
+        """Whether the view of section ``title`` exists (built, or given built)."""
+        return not _is_factory(self._views[self.titles.index(title)])
+
+    def view(self, title: str) -> Any:
+        """The view of section ``title``, built now if it was given as a function."""
+        index = self.titles.index(title)
+        if _is_factory(self._views[index]):
+            self._views[index] = self._views[index]()
+        return self._views[index]
+
     @param.depends("active", watch=True)
     def _open(self) -> None:
         self._put_in(self.active)
 
     def _put_in(self, index: int) -> None:
-        _put_in(self._holders[index], self._views[index])
+        _put_in(self._holders[index], self.view(self.titles[index]))
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.tabs
