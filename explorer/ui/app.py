@@ -370,7 +370,9 @@ def build_app() -> pn.viewable.Viewable:
 
     An exception while building gives a page that says what went wrong, never a blank one.
     """
-    pn.extension()
+    # no browser-info model: nothing here reads it, and each page's browser sent its
+    # seven fields (time zone, language, WebGL, …) as seven messages at load
+    pn.extension(browser_info=False)
     doc = served_document()
     if doc is not None:
         _serve_own_stylesheets(doc)
