@@ -15,8 +15,9 @@ three. Checks and reports:
 
     python benchmarks/bench_classroom.py [--sessions 30] [--greedy 5] [--limit 100] [--json]
 
-Needs playwright and /usr/bin/chromium. The server is ``panel serve apps/explorer.py
---warm`` with its Dask workers (cores − 1).
+Needs playwright and /usr/bin/chromium. The server is ``PYTHONMALLOC=malloc panel serve
+apps/explorer.py --warm`` as the README serves it (``--pymalloc``: Python's own allocator)
+with its Dask workers (cores − 1).
 """
 
 from __future__ import annotations
@@ -180,13 +181,20 @@ def main() -> int:
     parser.add_argument("--greedy", type=int, default=5, help="tabs that start 3 runs")
     parser.add_argument("--limit", type=int, default=100, help="test images per run")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--pymalloc", action="store_true",
+                        help="serve with Python's own small-object allocator instead of "
+                             "the README's PYTHONMALLOC=malloc (it keeps closed sessions' "
+                             "memory for later sessions)")
     args = parser.parse_args()
     if not CHROMIUM.exists():
         print(f"skipped: no {CHROMIUM}")
         return 0
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONMALLOC")}
+    if not args.pymalloc:  # served as the README says
+        env["PYTHONMALLOC"] = "malloc"
     result: dict = {"sessions": args.sessions, "greedy": args.greedy, "limit": args.limit,
+                    "pythonmalloc": env.get("PYTHONMALLOC", "pymalloc (default)"),
                     "load_average_1min_start": round(load_average(), 2)}
     started = time.perf_counter()
     server = subprocess.Popen(
