@@ -199,6 +199,7 @@ def bench_browser(warm: bool = True) -> dict[str, object]:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.setdefault("PYTHONMALLOC", "malloc")  # served as the README says
         started = time.perf_counter()
         server = subprocess.Popen(
             [
