@@ -24,6 +24,8 @@ class Part(param.Parameterized):
     and ``doc`` (units in the doc); :meth:`check` holds cross-parameter rules."""
 
     section: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    """The part's heading on the page ('' = the section name, capitalised)."""
 
     def check(self) -> None:
         """Raise :class:`InputError` if a combination of this part's values is impossible."""

@@ -15,6 +15,7 @@ class CostSettings(Part):
     """Technology and converter choices behind energy, latency and area per image."""
 
     section = "cost"
+    title = "Technology & cost model"  # the page's "Cost" tab shows the figures
 
     tech_node = param.Selector(
         default=22, objects=list(TECH_NODES), label="Technology node (nm)",

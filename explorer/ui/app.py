@@ -50,7 +50,8 @@ INTRO = """\
 A trained network written into a ReRAM crossbar. **Left:** the cell – its conductance-state
 curve and programmable levels (pick a preset, change levels and nonlinearity, draw your own
 curve or upload a measured one); below it, groups that open on a click: the variation, the
-crossbar's converters, wires, drift, cost, and the settings file and CLI command.
+crossbar's converters, wires, drift, the technology & cost model, the settings file and the
+CLI command.
 **Right, top:** how every weight lands on the nearest achievable conductance – the error
 histograms of the mapping methods overlaid, the realised-vs-ideal transfer curve and the
 error table, updated on every change. **Right, bottom:** tabs – *Accuracy* (*Evaluate* runs

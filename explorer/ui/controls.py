@@ -57,7 +57,8 @@ class PartControls(pn.viewable.Viewer):
     @property
     def heading(self) -> str:
         """The section's title on the page."""
-        return self.title or self.part.section.replace("_", " ").capitalize()
+        return (self.title or self.part.title
+                or self.part.section.replace("_", " ").capitalize())
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
