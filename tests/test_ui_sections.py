@@ -16,6 +16,7 @@ from explorer.ui.app import SECTIONS, Explorer
 TIMEOUT = 120  # seconds; only reached when something is broken
 HEADINGS = {  # a heading of each section
     "Accuracy": "Accuracy on the crossbar",
+    "Programming": "Programming spread",
     "Cost": "Cost per image",
     "Time & wires": "Time and wires",
     "Layers": "Layers: which layer hurts most, and why",

@@ -56,7 +56,8 @@ CLI command.
 histograms of the mapping methods overlaid, the realised-vs-ideal transfer curve and the
 error table, updated on every change. **Right, bottom:** tabs – *Accuracy* (*Evaluate* runs
 the network on the simulated crossbar in the background and adds its accuracy to the
-history), *Cost*, *Time & wires*, *Layers*, *Sweep* and *Train*."""
+history), *Programming* (the spread one programming trial adds), *Cost*, *Time & wires*,
+*Layers*, *Sweep* and *Train*."""
 
 DEVICE_URL_PARAMS = list(DEVICE_OPTIONS)
 """Device knobs kept in the page's URL (generated from the settings declarations)."""
@@ -84,7 +85,7 @@ def network_weights(model: str) -> tuple[dict[str, torch.Tensor], str]:
 
 SETTINGS_SECTION = "Settings: export, import, CLI command"
 """The sidebar's last group."""
-SECTIONS = ("Accuracy", "Cost", "Time & wires", "Layers", "Sweep", "Train")
+SECTIONS = ("Accuracy", "Programming", "Cost", "Time & wires", "Layers", "Sweep", "Train")
 """Titles of the main column's tabs, in order; the first is open when the page loads."""
 
 
@@ -120,7 +121,6 @@ class Explorer(pn.viewable.Viewer):
         self.accuracy = AccuracyRunner(config, runner=runner)
         weights, note = network_weights(self.accuracy.selected_workload().model)
         self.mapping = MappingView(config.device, config, weights)
-        self.programming = ProgrammingView(config.device, config, weights)
         self._runner = runner
         self._weights_note = pn.pane.Alert(note, alert_type="warning", visible=bool(note))
         self.accuracy.param.watch(self._on_workload, "workload")
@@ -168,16 +168,15 @@ class Explorer(pn.viewable.Viewer):
         # the views behind closed tabs are not even built until opened (or asked for:
         # the properties below): a third of building a page, and of its memory
         self.sections = LazyTabs(
-            list(zip(SECTIONS, (self.accuracy, self._build_cost, self._build_time_wires,
-                                self._build_layers, self._build_sweep, self._build_train),
-                     strict=True)),
+            list(zip(SECTIONS, (self.accuracy, self._build_programming, self._build_cost,
+                                self._build_time_wires, self._build_layers, self._build_sweep,
+                                self._build_train), strict=True)),
             sizing_mode="stretch_width",
             css_classes=["explorer-sections"],
         )
         main = pn.Column(
             self._weights_note,
             self.mapping,
-            self.programming,
             self.sections,
             sizing_mode="stretch_width",
         )
@@ -192,6 +191,10 @@ class Explorer(pn.viewable.Viewer):
         return self._layout
 
     # -- the main column's sections, built when first opened ---------------------------------
+    @property
+    def programming(self) -> ProgrammingView:
+        return self.sections.view("Programming")
+
     @property
     def cost(self) -> CostPanel:
         return self.sections.view("Cost")
@@ -211,6 +214,10 @@ class Explorer(pn.viewable.Viewer):
     @property
     def train(self) -> TrainPanel:
         return self.sections.view("Train")
+
+    def _build_programming(self) -> ProgrammingView:
+        # one trial's programming of every layer: recomputed after each change once built
+        return ProgrammingView(self.config.device, self.config, self.mapping.weights)
 
     def _build_cost(self) -> CostPanel:
         chosen = self.accuracy.selected_workload()
@@ -329,7 +336,8 @@ class Explorer(pn.viewable.Viewer):
         with pn.io.hold():
             self._weights_note.param.update(object=note, visible=bool(note))
             self.mapping.weights = weights
-            self.programming.weights = weights
+            if self.sections.built("Programming"):
+                self.programming.weights = weights
             chosen = WORKLOADS[event.new]  # views built later take it when built
             if self.sections.built("Cost"):
                 self.cost.param.update(model=chosen.model, data=chosen.dataset)

@@ -163,6 +163,8 @@ def test_a_mouse_drag_of_the_levels_slider_redraws_the_table_and_histograms(tab)
     tab.type_into("levels", "8")
     tab.page.wait_for_function(f"() => ({LEVEL_MARKERS})() === 8")
     assert_page_shows(tab, core_view(8))
+    tab.open_section("Programming")  # in the page before the drag: redrawn after
+    assert_programming_shows(tab, 8)
     before = histogram_pixels(tab)
     drag_slider_to(tab, "levels", 80)
     tab.page.wait_for_function(f"() => ({LEVEL_MARKERS})() > 40")
