@@ -132,7 +132,10 @@ class AccuracyRunner(pn.viewable.Viewer, JobView, WorkloadSettings):
             None, index=False, sizing_mode="stretch_width", max_height=300,
             css_classes=["accuracy-history"],
         )
-        self._plot = pn.pane.Bokeh(self.history_figure(), height=280, sizing_mode="stretch_width")
+        # the history plot enters the page with the first result (an empty figure is ~40
+        # models that every new page would build, send and draw for nothing)
+        self._plot = pn.pane.Bokeh(None, height=280, sizing_mode="stretch_width",
+                                   visible=False)
         self._download = pn.widgets.FileDownload(
             callback=self.history_csv,
             filename="crossbar_accuracy_history.csv",
@@ -295,7 +298,8 @@ class AccuracyRunner(pn.viewable.Viewer, JobView, WorkloadSettings):
                 shown[column] = shown[column].map(lambda v: f"{v:.2%}")
             shown["seconds"] = shown["seconds"].map(lambda v: f"{v:.1f}")
             self._table.object = shown
-            self._plot.object = self.history_figure()
+            self._plot.param.update(object=self.history_figure() if len(frame) else None,
+                                    visible=bool(len(frame)))
             if len(frame):
                 last = frame.iloc[-1]
                 self._result.object = (
