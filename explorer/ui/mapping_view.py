@@ -32,6 +32,7 @@ from bokeh.plotting import figure
 from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import METHODS, map_weights
+from explorer.ui.deferred import Deferred
 from explorer.ui.widgets import lean_glyphs, show_table_data
 
 ALL_LAYERS = "all layers"
@@ -191,6 +192,8 @@ class MappingView(pn.viewable.Viewer):
         self._transfer_pane = pn.pane.Bokeh(
             self._transfer_figure, height=300, sizing_mode="stretch_width"
         )
+        self._results: dict | None = None
+        self._finish_later = Deferred(self._finish)
         self.recompute()
         device.param.watch(self._on_change, DEVICE_PARAMS)
         settings.param.watch(self._on_change, MAPPING_PARAMS)
@@ -222,26 +225,40 @@ class MappingView(pn.viewable.Viewer):
         return list(self.weights) if self.layer == ALL_LAYERS else [self.layer]
 
     def recompute(self) -> None:
-        """Map the shown layers with every shown method and refresh the derived tables."""
+        """Map the shown layers with every shown method and refresh the derived tables.
+
+        The histograms go first; the error table and the transfer curve follow just after
+        (in a served page, once the histograms' patch has been written: explorer.ui.
+        deferred), from the same mapping.
+        """
         start = time.perf_counter()
         try:
             with one_torch_thread():
                 results = self._map_all()
                 histograms = self._histogram_frame(results)
-                stats = self._stats_frame(results)
-                transfer = self._transfer_frame(results)
         except (InputError, ValueError, RuntimeError) as exc:
             self.error = f"Mapping failed: {exc}"
             return
+        self._results = results
         with pn.io.hold():
-            self.param.update(
-                histograms=histograms,
-                stats=stats,
-                transfer=transfer,
-                error="",
-                compute_ms=(time.perf_counter() - start) * 1e3,
-            )
-            self._update_plots()
+            self.param.update(histograms=histograms, error="",
+                              compute_ms=(time.perf_counter() - start) * 1e3)
+            self._update_histogram_plot()
+        self._finish_later()
+
+    def _finish(self) -> None:
+        """The error table and transfer curve of the latest mapping (see recompute)."""
+        results, self._results = self._results, None  # mapped weights: not kept after
+        if results is None:
+            return
+        start = time.perf_counter()
+        with one_torch_thread():
+            stats = self._stats_frame(results)
+            transfer = self._transfer_frame(results)
+        with pn.io.hold():
+            self.param.update(stats=stats, transfer=transfer,
+                              compute_ms=self.compute_ms + (time.perf_counter() - start) * 1e3)
+            self._update_transfer_plot()
 
     def _map_all(self) -> dict:
         return {
@@ -407,9 +424,8 @@ class MappingView(pn.viewable.Viewer):
         fig.legend.click_policy = "hide"
         return lean_glyphs(fig), sources
 
-    def _update_plots(self) -> None:
-        shown = self.methods_shown()
-        hist, transfer = self.histograms, self.transfer
+    def _update_histogram_plot(self) -> None:
+        hist = self.histograms
         hist_rows = _rows_by(hist["method"].to_numpy())
         left, right = hist["left"].to_numpy(), hist["right"].to_numpy()
         count = hist["count"].to_numpy().astype(np.float64)
@@ -421,8 +437,13 @@ class MappingView(pn.viewable.Viewer):
         self._hist_figure.x_range.update(start=-1.05 * span, end=1.05 * span)
         tallest = float(count.max()) if count.size else 0.0
         self._hist_figure.y_range.update(start=0, end=1.05 * tallest if tallest > 0 else 1)
+        self._show_methods(self._hist_figure)
+
+    def _update_transfer_plot(self) -> None:
+        transfer = self.transfer
         transfer_rows = _rows_by(transfer["method"].to_numpy())
         w, w_hat = transfer["w"].to_numpy(), transfer["w_hat"].to_numpy()
+        empty = slice(0, 0)
         for method, source in self._transfer_sources.items():
             if method == "ideal":
                 w_max = float(np.abs(w).max())
@@ -430,13 +451,14 @@ class MappingView(pn.viewable.Viewer):
                 continue
             rows = transfer_rows.get(method, empty)
             source.data = {"w": w[rows], "w_hat": w_hat[rows]}
-        for fig in (self._hist_figure, self._transfer_figure):
-            for renderer in fig.renderers:
-                name = next(
-                    m for m, s in self._sources_of(fig).items() if s is renderer.data_source
-                )
-                renderer.visible = name == "ideal" or name in shown
+        self._show_methods(self._transfer_figure)
         self._transfer_figure.title.text = f"Transfer curve, {self._transfer_layer()}"
+
+    def _show_methods(self, fig: figure) -> None:
+        shown = self.methods_shown()
+        for renderer in fig.renderers:
+            name = next(m for m, s in self._sources_of(fig).items() if s is renderer.data_source)
+            renderer.visible = name == "ideal" or name in shown
 
     def _sources_of(self, fig: figure) -> dict[str, ColumnDataSource]:
         return self._hist_sources if fig is self._hist_figure else self._transfer_sources
