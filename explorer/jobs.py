@@ -401,9 +401,9 @@ and the students' browsers come first (a worker at 10 gets about a tenth of a co
 core against nice 0; alone it runs at full speed)."""
 
 
-def lower_priority(niceness: int) -> int:
+def lower_priority(niceness: int) -> None:
     """Give every thread of this process at least ``niceness`` (Linux keeps nice values per
-    thread); returns the calling thread's niceness after (unchanged where not allowed)."""
+    thread; left unchanged where not allowed)."""
     try:
         threads = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:  # not Linux: the process value
@@ -414,10 +414,6 @@ def lower_priority(niceness: int) -> int:
                 os.setpriority(os.PRIO_PROCESS, tid, niceness)
         except (AttributeError, OSError):  # no such call here, or the thread has ended
             pass
-    try:
-        return os.getpriority(os.PRIO_PROCESS, 0)
-    except (AttributeError, OSError):
-        return 0
 
 
 def run_on_worker(fn: Callable[..., Any], args: tuple, kwargs: dict, job_id: int,

@@ -51,10 +51,6 @@ class Deferred:
         self._callback = callback
         self._pending = False
 
-    @property
-    def pending(self) -> bool:
-        return self._pending
-
     def __call__(self, *_events: Any) -> None:
         doc = served_document()
         if doc is None:

@@ -285,16 +285,9 @@ class MappingView(pn.viewable.Viewer):
             )
         span = max(float(e.abs().max()) for e in rel.values())
         span = span if span > 0 else 1e-3
-        edges = np.linspace(-span, span, self.bins + 1)
         counts = {method: torch.histc(e, bins=self.bins, min=-span, max=span).numpy()
-                  .astype(np.int64) for method, e in rel.items()}
-        # one frame from whole columns (a frame per method and a concat cost 3x as much)
-        return pd.DataFrame({
-            "method": np.repeat(list(counts), self.bins),
-            "left": np.tile(edges[:-1], len(counts)),
-            "right": np.tile(edges[1:], len(counts)),
-            "count": np.concatenate(list(counts.values())),
-        })
+                  for method, e in rel.items()}
+        return histogram_frame("method", counts, np.linspace(-span, span, self.bins + 1))
 
     def _stats_frame(self, results: dict) -> pd.DataFrame:
         rows = [
@@ -425,18 +418,7 @@ class MappingView(pn.viewable.Viewer):
         return lean_glyphs(fig), sources
 
     def _update_histogram_plot(self) -> None:
-        hist = self.histograms
-        hist_rows = _rows_by(hist["method"].to_numpy())
-        left, right = hist["left"].to_numpy(), hist["right"].to_numpy()
-        count = hist["count"].to_numpy().astype(np.float64)
-        empty = slice(0, 0)
-        for method, source in self._hist_sources.items():
-            rows = hist_rows.get(method, empty)
-            source.data = {"left": left[rows], "right": right[rows], "top": count[rows]}
-        span = float(max(np.abs(left).max(), np.abs(right).max()))
-        self._hist_figure.x_range.update(start=-1.05 * span, end=1.05 * span)
-        tallest = float(count.max()) if count.size else 0.0
-        self._hist_figure.y_range.update(start=0, end=1.05 * tallest if tallest > 0 else 1)
+        show_histograms(self._hist_figure, self._hist_sources, self.histograms, "method")
         self._show_methods(self._hist_figure)
 
     def _update_transfer_plot(self) -> None:
@@ -462,6 +444,37 @@ class MappingView(pn.viewable.Viewer):
 
     def _sources_of(self, fig: figure) -> dict[str, ColumnDataSource]:
         return self._hist_sources if fig is self._hist_figure else self._transfer_sources
+
+
+def histogram_frame(key: str, counts: dict[str, np.ndarray], edges: np.ndarray
+                    ) -> pd.DataFrame:
+    """``key``, left, right, count: the histograms ``counts`` (one per name, on the bin
+    ``edges``) as one frame built from whole columns, name after name (a frame per name
+    and a concat cost three times as much)."""
+    return pd.DataFrame({
+        key: np.repeat(list(counts), len(edges) - 1),
+        "left": np.tile(edges[:-1], len(counts)),
+        "right": np.tile(edges[1:], len(counts)),
+        "count": np.concatenate(list(counts.values())).astype(np.int64),
+    })
+
+
+def show_histograms(fig: figure, sources: dict[str, ColumnDataSource], frame: pd.DataFrame,
+                    key: str) -> None:
+    """Each name's rows of a :func:`histogram_frame` into its source, and the figure's
+    ranges set from the data (a DataRange1d is computed in the browser, which then sends
+    it back: a message per change for the server)."""
+    rows = _rows_by(frame[key].to_numpy())
+    left, right = frame["left"].to_numpy(), frame["right"].to_numpy()
+    count = frame["count"].to_numpy().astype(np.float64)
+    empty = slice(0, 0)
+    for name, source in sources.items():
+        part = rows.get(name, empty)
+        source.data = {"left": left[part], "right": right[part], "top": count[part]}
+    span = float(max(np.abs(left).max(), np.abs(right).max())) if left.size else 1.0
+    fig.x_range.update(start=-1.05 * span, end=1.05 * span)
+    tallest = float(count.max()) if count.size else 0.0
+    fig.y_range.update(start=0, end=1.05 * tallest if tallest > 0 else 1)
 
 
 def _rows_by(keys: np.ndarray) -> dict[str, slice]:

@@ -28,7 +28,7 @@ from explorer.mapping import map_weights
 from explorer.nonideal import NonIdealities
 from explorer.settings.noise import NoiseSettings
 from explorer.ui.deferred import Deferred
-from explorer.ui.mapping_view import one_torch_thread
+from explorer.ui.mapping_view import histogram_frame, one_torch_thread, show_histograms
 from explorer.ui.widgets import lean_glyphs, show_table_data
 
 KINDS = {"mapped": "#1f77b4", "programmed": "#ff7f0e"}
@@ -124,13 +124,7 @@ class ProgrammingView(pn.viewable.Viewer):
             counts = {kind: torch.histc(torch.cat([pair[index] for pair in errors.values()]),
                                         bins=self.bins, min=-span, max=span).numpy()
                       for index, kind in enumerate(KINDS)}
-        edges = np.linspace(-span, span, self.bins + 1)
-        histograms = pd.DataFrame({  # one frame from whole columns, kind after kind
-            "kind": np.repeat(list(counts), self.bins),
-            "left": np.tile(edges[:-1], len(counts)),
-            "right": np.tile(edges[1:], len(counts)),
-            "count": np.concatenate(list(counts.values())).astype(np.int64),
-        })
+        histograms = histogram_frame("kind", counts, np.linspace(-span, span, self.bins + 1))
         with pn.io.hold():
             self.param.update(histograms=histograms, stats=pd.DataFrame(rows), error="",
                               compute_ms=(time.perf_counter() - start) * 1e3)
@@ -192,18 +186,8 @@ class ProgrammingView(pn.viewable.Viewer):
         self._alert.visible = bool(self.error)
 
     def _update_plots(self) -> None:
-        frame = self.histograms
-        kinds = frame["kind"].to_numpy()
-        left, right = frame["left"].to_numpy(), frame["right"].to_numpy()
-        count = frame["count"].to_numpy()
         with pn.io.hold():  # Bokeh models changed from a widget callback: one held patch
-            for kind, source in self._source.items():
-                rows = kinds == kind
-                source.data = {"left": left[rows], "right": right[rows], "top": count[rows]}
-            span = float(right.max())
-            tallest = float(count.max())
-            self._figure.x_range.update(start=-1.05 * span, end=1.05 * span)
-            self._figure.y_range.update(start=0, end=1.05 * tallest if tallest > 0 else 1)
+            show_histograms(self._figure, self._source, self.histograms, "kind")
             self._table_source = show_table_data(  # redrawn: same rows, new numbers
                 self._table, {c: self.stats[c].to_numpy() for c, _ in TABLE_COLUMNS})
 
