@@ -1,11 +1,8 @@
-"""Serve the Crossbar Explorer dashboard:
-``panel serve apps/explorer.py --warm --reuse-sessions warm``.
+"""Serve the Crossbar Explorer dashboard: ``panel serve apps/explorer.py --warm``.
 
 ``--warm`` builds everything the sessions share (imports, the network's weights, the job
 workers with the default workload loaded) before the server listens; without it the
-first visitor waits for the imports. ``--reuse-sessions warm`` writes each visitor's HTML
-from that first session at once (with the scripts inside: explorer.ui.inline_scripts) and
-builds the visitor's own session, from its own URL, while the browser reads them."""
+first visitor waits for the imports."""
 
 import sys
 from pathlib import Path

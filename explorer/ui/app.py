@@ -32,7 +32,6 @@ from explorer.ui.controls import (
 from explorer.ui.cost_panel import CostPanel
 from explorer.ui.deferred import Deferred
 from explorer.ui.device_editor import DEFAULT_LEVELS, DEFAULT_PRESET, DeviceEditor
-from explorer.ui.inline_scripts import put_scripts_inside
 from explorer.ui.layers_view import LayersView
 from explorer.ui.mapping_view import MappingView
 from explorer.ui.programming_view import ProgrammingView
@@ -384,8 +383,6 @@ def build_app() -> pn.viewable.Viewable:
     doc = served_document()
     if doc is not None:
         _serve_own_stylesheets(doc)
-        if pn.config.reuse_sessions:  # the HTML goes before the session is built
-            put_scripts_inside(doc)
     try:
         app = Explorer()
     except Exception as exc:  # show it: a blank page helps nobody

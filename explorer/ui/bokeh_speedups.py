@@ -15,8 +15,7 @@ for the whole page in ``tests/test_ui_startup.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Callable
 
 import bokeh
 from bokeh.core.has_props import HasProps
