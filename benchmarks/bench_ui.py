@@ -7,11 +7,15 @@ Measures (issue 7's targets in brackets):
 
 * server-side recompute of mapping + histograms + transfer curve + table for LeNet5
   after a change of levels, three methods overlaid (≤ 50 ms);
-* page idle after ``panel serve apps/explorer.py --warm`` starts: from starting the
-  server process (Chromium already running) until ``Bokeh.documents[0].is_idle``, and
+* page idle after ``panel serve apps/explorer.py --warm`` starts (as the README serves it):
+  from starting the server process (Chromium already running) until
+  ``Bokeh.documents[0].is_idle``, and
   from the server's "listening" line (issue 18: ≤ 3 s); a second page (≤ 1.5 s); the
   number of Bokeh models in the page when it is idle;
-  ``--no-warm`` serves without ``--warm``;
+  ``--no-warm`` serves without ``--warm``; ``--reuse-sessions`` adds Panel's
+  ``--reuse-sessions warm`` (faster pages, but more memory kept after a class's burst:
+  see docs/robustness.md);
+  three more pages after the second show the spread;
 * control change to updated histogram in the browser, p95 (≤ 150 ms): type a number of
   levels, press Enter, poll until the histogram data in the page differ;
 * the same latency while an evaluation and a training job are in flight on the Dask
@@ -195,7 +199,7 @@ def open_section(page, title: str) -> None:
     page.wait_for_function(IDLE, timeout=60_000)
 
 
-def bench_browser(warm: bool = True) -> dict[str, object]:
+def bench_browser(warm: bool = True, reuse: bool = False) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, object] = {}
@@ -215,6 +219,7 @@ def bench_browser(warm: bool = True) -> dict[str, object]:
                 "--port",
                 str(port),
                 *(["--warm"] if warm else []),
+                *(["--reuse-sessions", "warm"] if reuse else []),
             ],
             cwd="/tmp",
             env=env,
@@ -229,6 +234,7 @@ def bench_browser(warm: bool = True) -> dict[str, object]:
             page.goto(f"http://localhost:{port}/explorer", timeout=120_000)
             page.wait_for_function(IDLE, timeout=120_000)
             results["warm"] = warm
+            results["reuse_sessions"] = reuse
             results["server_listening_s"] = round(listening, 2)
             results["page_idle_after_serve_s"] = round(time.perf_counter() - started, 2)
             results["page_idle_after_listening_s"] = round(
@@ -242,6 +248,15 @@ def bench_browser(warm: bool = True) -> dict[str, object]:
             results["page_bokeh_models"] = second.evaluate(
                 "() => Bokeh.documents[0].all_models.size")
             second.close()
+            later = []  # three more visitors, one after the other: the spread
+            for _ in range(3):
+                other = browser.new_page(viewport={"width": 1400, "height": 1000})
+                start = time.perf_counter()
+                other.goto(f"http://localhost:{port}/explorer", timeout=120_000)
+                other.wait_for_function(IDLE, timeout=120_000)
+                later.append(round(time.perf_counter() - start, 2))
+                other.close()
+            results["later_pages_idle_s"] = later
 
             change_latency(page, [20, 16])  # warm up
             cpu = cpu_seconds(server.pid)
@@ -290,6 +305,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", action="store_true", help="server-side recompute only")
     parser.add_argument("--no-warm", action="store_true", help="serve without --warm")
+    parser.add_argument("--reuse-sessions", action="store_true",
+                        help="serve with --reuse-sessions warm (not as the README serves)")
     args = parser.parse_args()
     out: dict[str, object] = {
         "load_average_1min_start": round(load_average(), 2),
@@ -306,15 +323,17 @@ def main() -> int:
         if not CHROMIUM.exists():
             print(f"browser part skipped: no {CHROMIUM}")
         else:
-            browser = bench_browser(warm=not args.no_warm)
+            browser = bench_browser(warm=not args.no_warm, reuse=args.reuse_sessions)
             out.update(browser)
             print(
                 f"page idle {browser['page_idle_after_listening_s']} s after the server "
                 f"listens (target ≤ 3 s; {browser['page_idle_after_serve_s']} s after "
-                f"`panel serve{' --warm' if browser['warm'] else ''}` started, listening "
-                f"after {browser['server_listening_s']} s; server CPU until then "
+                f"`panel serve{' --warm' if browser['warm'] else ''}"
+                f"{' --reuse-sessions warm' if browser['reuse_sessions'] else ''}` started, "
+                f"listening after {browser['server_listening_s']} s; server CPU until then "
                 f"{browser['server_cpu_until_idle_s']} s); a second page "
-                f"{browser['second_page_idle_s']} s (target ≤ 1.5 s)"
+                f"{browser['second_page_idle_s']} s (target ≤ 1.5 s; three more: "
+                f"{', '.join(str(t) for t in browser['later_pages_idle_s'])} s)"
             )
             lat = browser["histogram_latency"]
             print(

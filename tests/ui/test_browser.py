@@ -115,10 +115,12 @@ class Page:
         self.page.set_default_timeout(TIMEOUT_MS)
         self.console: list[tuple[str, str]] = []
         self.hosts: set[str] = set()
+        self.requests: list[str] = []
         self.closed = False
         self.page.on("console", lambda msg: self.console.append((msg.type, msg.text)))
         self.page.on("pageerror", lambda exc: self.console.append(("pageerror", str(exc))))
-        self.page.on("request", lambda req: self.hosts.add(req.url.split("/")[2]))
+        self.page.on("request", lambda req: (self.hosts.add(req.url.split("/")[2]),
+                                             self.requests.append(req.url)))
         self.page.on("requestfailed", lambda req: self.console.append(("requestfailed", req.url)))
         self.page.goto(url, timeout=TIMEOUT_MS)
         self.wait_idle()
@@ -414,16 +416,28 @@ def test_two_sessions_url_settings_and_a_closed_tab_cancels_its_job(browser, ser
         second.close()
 
 
+def readme_serve_command() -> tuple[dict[str, str], list[str]]:
+    """The README's serve command: the environment it sets and the flags after the app."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- serve-command -->", 1)[1].split("```bash", 1)[1]
+    words = block.split("```", 1)[0].split("&&")[-1].split()
+    panel = next(i for i, word in enumerate(words) if word.endswith("panel"))
+    assert words[panel + 1:panel + 3] == ["serve", "apps/explorer.py"], words
+    return dict(word.split("=", 1) for word in words[:panel]), words[panel + 3:]
+
+
 def test_panel_serve_of_the_app_file(browser, tmp_path):
-    """`panel serve apps/explorer.py` from another folder: loads, evaluates, screenshot,
-    sweeps."""
+    """The README's `panel serve apps/explorer.py …` from another folder: loads, evaluates,
+    screenshot, sweeps; a later visitor's page shows the settings of its own URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    readme_env, readme_flags = readme_serve_command()
+    assert "--warm" in readme_flags
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | readme_env
     started = time.perf_counter()
     server = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(PROJECT / "apps" / "explorer.py"),
-         "--port", str(port), "--address", "127.0.0.1", "--allow-websocket-origin",
-         f"127.0.0.1:{port}"],
+         *readme_flags, "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader: threading.Thread | None = None
@@ -454,6 +468,12 @@ def test_panel_serve_of_the_app_file(browser, tmp_path):
         assert page.errors() == []
         page.close()
         print(f"page idle {idle_seconds:.1f} s after `panel serve` started")
+
+        later = Page(browser, f"http://127.0.0.1:{port}/explorer?levels=23&preset=ag_si")
+        assert later.page.locator(".levels input").input_value() == "23"
+        assert later.errors() == [] and later.hosts == {f"127.0.0.1:{port}"}
+        assert json.loads(later.histograms())
+        later.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
