@@ -15,7 +15,8 @@ for the whole page in ``tests/test_ui_startup.py``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import bokeh
 from bokeh.core.has_props import HasProps
