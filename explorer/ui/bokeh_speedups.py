@@ -10,7 +10,7 @@ values first gives the same JSON in 15 ms.
 
 :func:`skip_unsent_defaults` is applied once by the server entry (``apps/explorer.py``);
 notebooks and other programs keep Bokeh as it is. The JSON is compared with Bokeh's own
-for the whole page in ``tests/test_ui_startup.py``.
+for the whole page in ``tests/test_bokeh_speedups.py``.
 """
 
 from __future__ import annotations
