@@ -115,12 +115,10 @@ class Page:
         self.page.set_default_timeout(TIMEOUT_MS)
         self.console: list[tuple[str, str]] = []
         self.hosts: set[str] = set()
-        self.requests: list[str] = []
         self.closed = False
         self.page.on("console", lambda msg: self.console.append((msg.type, msg.text)))
         self.page.on("pageerror", lambda exc: self.console.append(("pageerror", str(exc))))
-        self.page.on("request", lambda req: (self.hosts.add(req.url.split("/")[2]),
-                                             self.requests.append(req.url)))
+        self.page.on("request", lambda req: self.hosts.add(req.url.split("/")[2]))
         self.page.on("requestfailed", lambda req: self.console.append(("requestfailed", req.url)))
         self.page.goto(url, timeout=TIMEOUT_MS)
         self.wait_idle()
