@@ -37,22 +37,19 @@ class PartControls(pn.viewable.Viewer):
 
     def __init__(self, config: CrossbarConfig, part: type[Part] | None = None,
                  heading: bool = True, **params: Any) -> None:
-        """``heading=False`` leaves out the title (shown by a collapsible header instead)."""
+        """``heading=False`` leaves out the title (shown by a collapsible header instead).
+
+        The widgets are made when the controls are first shown (:meth:`__panel__`): in
+        the dashboard they sit in closed groups, and a new page need not build them (a
+        third of a session's build); ``problem`` is kept up to date from the start."""
         super().__init__(config=config, **params)
         if part is not None:
             self.part = part
+        self._heading = heading
         self._alert = pn.pane.Alert("", alert_type="warning", visible=False)
-        self._widgets = self._build_widgets(config)
+        self._layout: pn.Column | None = None
         config.param.watch(self._check, self.part.knobs())
         self._check()
-        title = [pn.pane.Markdown(f"### {self.heading}", margin=(0, 10))] if heading else []
-        self._layout = pn.Column(
-            *title,
-            *self._widgets,
-            self._alert,
-            sizing_mode="stretch_width",
-            css_classes=[f"controls-{self.part.section}"],
-        )
 
     @property
     def heading(self) -> str:
@@ -61,6 +58,16 @@ class PartControls(pn.viewable.Viewer):
                 or self.part.section.replace("_", " ").capitalize())
 
     def __panel__(self) -> pn.viewable.Viewable:
+        if self._layout is None:
+            title = ([pn.pane.Markdown(f"### {self.heading}", margin=(0, 10))]
+                     if self._heading else [])
+            self._layout = pn.Column(
+                *title,
+                *self._build_widgets(self.config),
+                self._alert,
+                sizing_mode="stretch_width",
+                css_classes=[f"controls-{self.part.section}"],
+            )
         return self._layout
 
     def _build_widgets(self, config: CrossbarConfig) -> list[pn.viewable.Viewable]:

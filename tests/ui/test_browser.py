@@ -426,7 +426,8 @@ def readme_serve_command() -> tuple[dict[str, str], list[str]]:
 
 def test_panel_serve_of_the_app_file(browser, tmp_path):
     """The README's `panel serve apps/explorer.py …` from another folder: loads, evaluates,
-    screenshot, sweeps; a later visitor's page shows the settings of its own URL."""
+    screenshot, sweeps; a later visitor's page (its head sent before its session was
+    built) shows the settings of its own URL."""
     port = free_port()
     readme_env, readme_flags = readme_serve_command()
     assert "--warm" in readme_flags
@@ -470,6 +471,11 @@ def test_panel_serve_of_the_app_file(browser, tmp_path):
         later = Page(browser, f"http://127.0.0.1:{port}/explorer?levels=23&preset=ag_si")
         assert later.page.locator(".levels input").input_value() == "23"
         assert later.errors() == [] and later.hosts == {f"127.0.0.1:{port}"}
+        # its head came before its session was built, Bokeh's scripts inside it
+        # (explorer/ui/page_head.py): the browser fetched no script file of Bokeh's
+        fetched = later.page.evaluate(
+            "performance.getEntriesByType('resource').map(r => r.name)")
+        assert not [url for url in fetched if "/static/js/bokeh" in url], fetched
         assert json.loads(later.histograms())
         later.close()
     finally:

@@ -1,0 +1,203 @@
+"""A served page's ``<head>``, with Bokeh's and Panel's JavaScript inside, sent before the
+visitor's session is built.
+
+Panel answers a visitor's request only once the session is built (the app's views and
+their Bokeh models: ~0.4 s of the server's one thread on 2 cores); only then does the
+browser see the page's scripts, fetch 2.9 MB of them and evaluate them (~0.3 s). The two
+never overlapped. The ``<head>`` of a page does not depend on its session (title, icons,
+the scripts; the session's roots and token are in the ``<body>``), so
+:func:`send_head_first` has the server write it – learnt from the first page served at
+that address – at once, and build the session while the browser evaluates it. The
+scripts come inside that head: fetched as files, their requests would wait behind the
+build on the same thread. A second page: 1.59 -> 1.26 s on 2 cores.
+
+A script is put inside only if the HTML parser cannot end it early (no ``</script`` and
+no ``<!--`` then ``<script`` before ``-->``); otherwise it stays a separate file. The cost
+is ~3 MB of HTML per page view that a browser does not cache.
+
+Only for plain pages: with a login, an authorisation callback or a redirect the server's
+own answer is left as it is. Installed by the server entry (``apps/explorer.py``) only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HEAD_END = "</head>"
+
+# `<script type="text/javascript" src="static/js/bokeh.min.js?v=…"></script>` as Bokeh
+# and Panel write them (with `../` before `static` for apps below the server's root)
+_LOCAL_SCRIPT = re.compile(
+    r'<script type="text/javascript" src="(?:\.\./)*static/(js|extensions/panel)/'
+    r'([^"?]+)(?:\?v=[0-9a-f]+)?"></script>')
+
+
+def _static_root(kind: str) -> Path:
+    """Where the server's static route ``static/<kind>/`` reads its files."""
+    if kind == "js":
+        from bokeh.settings import settings
+
+        return Path(settings.bokehjs_path()) / "js"
+    import panel
+
+    return Path(panel.__file__).parent / "dist"
+
+
+def safe_inside_html(text: str) -> bool:
+    """Whether ``text`` can stand between ``<script>`` and ``</script>`` unchanged."""
+    low = text.lower()
+    if "</script" in low:
+        return False
+    start = low.find("<!--")
+    while start != -1:
+        end = low.find("-->", start + 4)
+        opening = low.find("<script", start + 4)
+        if opening != -1 and (end == -1 or opening < end):
+            return False
+        if end == -1:
+            break
+        start = low.find("<!--", end + 3)
+    return True
+
+
+@functools.cache
+def _script_text(kind: str, relative: str) -> str | None:
+    """A static script's text if it is one of the server's files and safe inline."""
+    root = _static_root(kind).resolve()
+    path = (root / relative).resolve()
+    if root not in path.parents or path.suffix != ".js" or not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    return text if safe_inside_html(text) else None
+
+
+def inline_scripts(html: str) -> str:
+    """``html`` with each of the server's own script files put inside its tag."""
+
+    def inline(match: re.Match[str]) -> str:
+        text = _script_text(match.group(1), match.group(2))
+        return match.group(0) if text is None else f"<script>{text}\n</script>"
+
+    return _LOCAL_SCRIPT.sub(inline, html)
+
+
+class HeadCache:
+    """Heads learnt from pages served, by request path: the head as the page had it and
+    the head to send (scripts inside), UTF-8."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, tuple[str, bytes]] = {}
+
+    def get(self, path: str) -> tuple[str, bytes] | None:
+        return self._heads.get(path)
+
+    def learn(self, path: str, page: str) -> None:
+        """Keep the head of ``page`` (a whole HTML page) for later visitors of ``path``."""
+        cut = page.find(HEAD_END)
+        if cut != -1:
+            head = page[:cut]
+            self._heads[path] = (head, inline_scripts(head).encode("utf-8"))
+
+    def forget(self, path: str) -> None:
+        self._heads.pop(path, None)
+
+
+HEADS = HeadCache()
+_pages_in_progress = 0
+"""Page requests being answered now (on the server's one thread)."""
+
+
+def _plain_page_request(handler: Any) -> bool:
+    """Whether the server's answer to this request is sure to be its HTML page: no login
+    (which may redirect), no authorisation callback (which may refuse) and not the
+    address without its prefix's slash (redirected)."""
+    from panel.config import config
+
+    auth = handler.application.auth_provider
+    if any(getattr(auth, name, None) is not None
+           for name in ("get_user", "get_user_async", "get_login_url", "login_url")):
+        return False
+    if config.authorize_callback:
+        return False
+    prefix = handler.application.prefix
+    return not (prefix and handler.request.path == prefix and not prefix.endswith("/"))
+
+
+def _page_text(chunk: Any) -> str | None:
+    if isinstance(chunk, bytes):
+        return chunk.decode("utf-8")
+    return chunk if isinstance(chunk, str) else None
+
+
+def _wrap_get(panel_get: Any) -> Any:
+    """Panel's ``DocHandler.get`` with the head sent first (when it is known)."""
+
+    @functools.wraps(panel_get)
+    async def get(self: Any, *args: Any, **kwargs: Any) -> None:
+        global _pages_in_progress
+        path = self.request.path
+        # only when no other page is being built: a class opening 30 tabs at once would
+        # otherwise get 30 heads whose scripts the browsers evaluate while the server
+        # builds the sessions (each build then takes ~3 s on 2 cores, and sessions went
+        # unused for longer than their lifetime); the others get Panel's usual answer
+        quiet = _pages_in_progress == 0
+        known = HEADS.get(path) if quiet and _plain_page_request(self) else None
+        write_page = self.write
+        if known is not None:
+            # the headers Panel would set, then the head, before the session exists
+            self.set_header("Content-Type", "text/html")
+            self.set_header("Cache-Control", "no-store")
+            write_page(known[1])
+            await self.flush()
+
+        def write(chunk: Any) -> None:
+            page = _page_text(chunk)
+            if page is None or HEAD_END not in page:
+                write_page(chunk)  # not an HTML page (Panel wrote something else)
+                return
+            if known is None:
+                if _plain_page_request(self):
+                    HEADS.learn(path, page)
+                write_page(chunk)
+                return
+            head, _ = page.split(HEAD_END, 1)
+            if head != known[0]:  # not expected: learn the new one for later visitors
+                log.warning("the page's head at %s changed; learning it again", path)
+                HEADS.learn(path, page)
+            write_page(page[len(head):])
+
+        self.write = write
+        _pages_in_progress += 1
+        try:
+            await panel_get(self, *args, **kwargs)
+        finally:
+            _pages_in_progress -= 1
+            del self.write
+
+    get.__wrapped_panel_get__ = panel_get  # type: ignore[attr-defined]
+    return get
+
+
+def send_head_first() -> bool:
+    """Have Panel's page handler send the head first (once; idempotent). Returns whether
+    it is installed (Panel's server module must be importable)."""
+    from panel.io import server
+
+    if not hasattr(server.DocHandler.get, "__wrapped_panel_get__"):
+        server.DocHandler.get = _wrap_get(server.DocHandler.get)
+    return True
+
+
+def restore_panel_get() -> None:
+    """Put Panel's own handler back (tests)."""
+    from panel.io import server
+
+    panel_get = getattr(server.DocHandler.get, "__wrapped_panel_get__", None)
+    if panel_get is not None:
+        server.DocHandler.get = panel_get
