@@ -5,10 +5,12 @@ parser cannot end them early, and only on a server that is building no other pag
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.client
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -96,10 +98,10 @@ def gated_server():
 
 
 @contextlib.contextmanager
-def _get(port: int) -> Iterator[http.client.HTTPResponse]:
+def _get(port: int, encoding: str = "identity") -> Iterator[http.client.HTTPResponse]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
     try:
-        connection.request("GET", "/gated")
+        connection.request("GET", "/gated", headers={"Accept-Encoding": encoding})
         yield connection.getresponse()
     finally:
         connection.close()
@@ -115,23 +117,47 @@ def test_the_head_arrives_while_the_session_is_being_built(gated_server):
     first = _page(port)  # Panel's own page; its head is learnt
     assert 'src="static/js/bokeh.min.js' in first
     known = HEADS.get("/gated")
-    assert known is not None and first.startswith(known[0])
+    assert known is not None and first.startswith(known.text)
 
     gate.clear()
     started.clear()
     with _get(port) as response:
         assert response.status == 200 and response.getheader("Content-Type") == "text/html"
-        head = response.read(len(known[1]))  # arrives although the build cannot finish
+        head = response.read(len(known.plain))  # arrives although the build cannot finish
         assert started.wait(WAIT_S) and not gate.is_set()
         gate.set()
         rest = response.read().decode()
-    assert head == known[1]
+    assert head == known.plain
     assert BOKEH_JS.read_text(encoding="utf-8").encode() in head
     assert b'src="static/js/bokeh.min.js' not in head
     assert rest.startswith(page_head.HEAD_END) and "gated page" not in head.decode()
     # the same body as Panel's page: its roots and its (own) session token
     assert rest.count("data-root-id") == first.count("data-root-id") >= 1
     assert '"token":' in rest and rest.rstrip().endswith("</html>")
+
+
+def test_a_browser_that_accepts_gzip_gets_the_head_compressed(gated_server):
+    port, gate, started = gated_server
+    first = _page(port)
+    known = HEADS.get("/gated")
+    gate.clear()
+    started.clear()
+    with _get(port, "br, gzip;q=0.8, deflate") as response:
+        assert response.getheader("Content-Encoding") == "gzip"
+        head = response.read(len(known.gzipped))  # before the session is built
+        assert started.wait(WAIT_S) and not gate.is_set()
+        gate.set()
+        rest = response.read()
+    assert len(head) < len(known.plain) / 3
+    stream = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    assert stream.decompress(head) == known.plain  # readable before the rest arrives
+    body = stream.decompress(rest) + stream.flush()
+    assert stream.eof and gzip.decompress(head + rest) == known.plain + body
+    assert body.decode().startswith(page_head.HEAD_END)
+    assert body.decode().count("data-root-id") == first.count("data-root-id") >= 1
+    with _get(port, "gzip;q=0, identity") as response:  # refused: sent as it is
+        assert response.getheader("Content-Encoding") is None
+        assert response.read().startswith(known.plain)
 
 
 def test_a_server_building_another_page_answers_as_panel_does(gated_server, monkeypatch):

@@ -13,7 +13,8 @@ build on the same thread. A second page: 1.59 -> 1.26 s on 2 cores.
 
 A script is put inside only if the HTML parser cannot end it early (no ``</script`` and
 no ``<!--`` then ``<script`` before ``-->``); otherwise it stays a separate file. The cost
-is ~3 MB of HTML per page view that a browser does not cache.
+is ~3 MB of HTML per page view that a browser does not cache (0.8 MB gzip-compressed,
+compressed once; the server's own script files are not compressed).
 
 Only for plain pages: with a login, an authorisation callback or a redirect the server's
 own answer is left as it is. Installed by the server entry (``apps/explorer.py``) only.
@@ -21,15 +22,21 @@ own answer is left as it is. Installed by the server entry (``apps/explorer.py``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 HEAD_END = "</head>"
+GZIP_LEVEL = 9
+"""zlib level of the head's compression (once per address: ~0.1 s)."""
+GZIP_WBITS = 31
+"""zlib window bits for a gzip stream."""
 
 # `<script type="text/javascript" src="static/js/bokeh.min.js?v=…"></script>` as Bokeh
 # and Panel write them (with `../` before `static` for apps below the server's root)
@@ -87,22 +94,48 @@ def inline_scripts(html: str) -> str:
     return _LOCAL_SCRIPT.sub(inline, html)
 
 
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """A page's head as Panel wrote it (``text``) and as sent first: UTF-8 with the
+    scripts inside (``plain``), and gzip-compressed (``gzipped``, ~0.8 instead of 2.9 MB)
+    for browsers that accept it, the compression kept open for the rest of the page."""
+
+    text: str
+    plain: bytes
+    gzipped: bytes
+    _compression: Any = dataclasses.field(repr=False)
+
+    @classmethod
+    def of(cls, text: str) -> Head:
+        plain = inline_scripts(text).encode("utf-8")
+        compression = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
+        gzipped = compression.compress(plain) + compression.flush(zlib.Z_SYNC_FLUSH)
+        return cls(text, plain, gzipped, compression)
+
+    def rest(self, page_rest: str, gzipped: bool) -> bytes:
+        """The bytes that follow the head sent: ``page_rest``, compressed in the same
+        gzip stream when the head went compressed."""
+        data = page_rest.encode("utf-8")
+        if not gzipped:
+            return data
+        compression = self._compression.copy()  # the state right after the head
+        return compression.compress(data) + compression.flush()
+
+
 class HeadCache:
-    """Heads learnt from pages served, by request path: the head as the page had it and
-    the head to send (scripts inside), UTF-8."""
+    """Heads learnt from pages served, by request path."""
 
     def __init__(self) -> None:
-        self._heads: dict[str, tuple[str, bytes]] = {}
+        self._heads: dict[str, Head] = {}
 
-    def get(self, path: str) -> tuple[str, bytes] | None:
+    def get(self, path: str) -> Head | None:
         return self._heads.get(path)
 
     def learn(self, path: str, page: str) -> None:
         """Keep the head of ``page`` (a whole HTML page) for later visitors of ``path``."""
         cut = page.find(HEAD_END)
         if cut != -1:
-            head = page[:cut]
-            self._heads[path] = (head, inline_scripts(head).encode("utf-8"))
+            self._heads[path] = Head.of(page[:cut])
 
     def forget(self, path: str) -> None:
         self._heads.pop(path, None)
@@ -129,6 +162,16 @@ def _plain_page_request(handler: Any) -> bool:
     return not (prefix and handler.request.path == prefix and not prefix.endswith("/"))
 
 
+def _accepts_gzip(request: Any) -> bool:
+    """Whether the request's ``Accept-Encoding`` lists gzip (without ``q=0``)."""
+    for coding in request.headers.get("Accept-Encoding", "").split(","):
+        name, _, quality = coding.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return quality.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00",
+                                                            "q=0.000")
+    return False
+
+
 def _page_text(chunk: Any) -> str | None:
     if isinstance(chunk, bytes):
         return chunk.decode("utf-8")
@@ -149,11 +192,15 @@ def _wrap_get(panel_get: Any) -> Any:
         quiet = _pages_in_progress == 0
         known = HEADS.get(path) if quiet and _plain_page_request(self) else None
         write_page = self.write
+        gzipped = known is not None and _accepts_gzip(self.request)
         if known is not None:
             # the headers Panel would set, then the head, before the session exists
             self.set_header("Content-Type", "text/html")
             self.set_header("Cache-Control", "no-store")
-            write_page(known[1])
+            if gzipped:
+                self.set_header("Content-Encoding", "gzip")
+                self.set_header("Vary", "Accept-Encoding")
+            write_page(known.gzipped if gzipped else known.plain)
             await self.flush()
 
         def write(chunk: Any) -> None:
@@ -167,10 +214,10 @@ def _wrap_get(panel_get: Any) -> Any:
                 write_page(chunk)
                 return
             head, _ = page.split(HEAD_END, 1)
-            if head != known[0]:  # not expected: learn the new one for later visitors
+            if head != known.text:  # not expected: learn the new one for later visitors
                 log.warning("the page's head at %s changed; learning it again", path)
                 HEADS.learn(path, page)
-            write_page(page[len(head):])
+            write_page(known.rest(page[len(head):], gzipped))
 
         self.write = write
         _pages_in_progress += 1
