@@ -12,6 +12,7 @@ from bokeh.plotting import figure
 
 from explorer.device import PRESETS, DeviceModel, parse_device_csv
 from explorer.errors import InputError
+from explorer.ui.plot_legend import fixed_legend
 from explorer.ui.widgets import lean_glyphs, number_control
 
 US = 1e-6  # Siemens per microsiemens
@@ -287,30 +288,29 @@ class DeviceEditor(pn.viewable.Viewer):
             height=300,
         )
         src = self._sources
-        fig.line(
-            "pulse",
-            "conductance_uS",
-            source=src["potentiation"],
-            color="#1f77b4",
-            line_width=2,
-            legend_label="potentiation",
-        )
-        fig.line(
-            "pulse",
-            "conductance_uS",
-            source=src["depression"],
-            color="#7f7f7f",
-            line_dash="dashed",
-            legend_label="depression",
-        )
-        fig.scatter(
-            "pulse",
-            "conductance_uS",
-            source=src["levels"],
-            color="#ff7f0e",
-            size=6,
-            legend_label="levels",
-        )
+        curves = {
+            "potentiation": fig.line(
+                "pulse",
+                "conductance_uS",
+                source=src["potentiation"],
+                color="#1f77b4",
+                line_width=2,
+            ),
+            "depression": fig.line(
+                "pulse",
+                "conductance_uS",
+                source=src["depression"],
+                color="#7f7f7f",
+                line_dash="dashed",
+            ),
+            "levels": fig.scatter(
+                "pulse",
+                "conductance_uS",
+                source=src["levels"],
+                color="#ff7f0e",
+                size=6,
+            ),
+        }
         lean_glyphs(fig)  # the curves and levels (the drawn points keep their own states)
         drawn = fig.scatter(
             "pulse",
@@ -320,13 +320,13 @@ class DeviceEditor(pn.viewable.Viewer):
             color="#d62728",
             size=11,
             line_width=2,
-            legend_label="drawn",
         )
         draw_tool = PointDrawTool(renderers=[drawn], add=True, drag=True, num_objects=64)
         fig.add_tools(draw_tool)
         fig.toolbar.active_tap = draw_tool
         fig.toolbar.active_drag = draw_tool
-        fig.legend.location = "bottom_right"
+        # drawn with stand-ins: a legend on the curves themselves was redrawn on every change
+        fixed_legend(fig, {**curves, "drawn": drawn}, location="bottom_right")
         return fig
 
     def _update_plot(self) -> None:

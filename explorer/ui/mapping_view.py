@@ -8,6 +8,7 @@ to compare) and keeps the derived tables as parameters (``histograms``, ``stats`
 
 from __future__ import annotations
 
+import html
 import itertools
 import time
 from collections.abc import Iterator
@@ -22,10 +23,8 @@ import torch
 from bokeh.models import (
     ColumnDataSource,
     DataRange1d,
-    DataTable,
-    NumberFormatter,
+    GlyphRenderer,
     Range1d,
-    TableColumn,
 )
 from bokeh.plotting import figure
 
@@ -33,9 +32,12 @@ from explorer.device import DeviceModel
 from explorer.errors import InputError
 from explorer.mapping import METHODS, map_weights
 from explorer.ui.deferred import Deferred
-from explorer.ui.widgets import lean_glyphs, show_table_data
+from explorer.ui.plot_legend import fixed_legend, show_renderer
+from explorer.ui.widgets import lean_glyphs
 
 ALL_LAYERS = "all layers"
+LegendEntries = dict[str, tuple[GlyphRenderer, GlyphRenderer]]
+"""A plot's renderers by name, each with its legend item's stand-in (plot_legend.py)."""
 DEFAULT_COMPARE = ["linear", "min_error", "generalized"]
 METHOD_COLORS = {
     "linear": "#d62728",
@@ -55,6 +57,15 @@ DEVICE_PARAMS = [
 ]
 MAPPING_PARAMS = ["mapping", "scheme", "scale"]
 TRANSFER_POINTS = 257
+TABLE_CSS = """
+.scroll { max-height: 240px; overflow-y: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th { position: sticky; top: 0; background: #fff; text-align: left; font-weight: normal;
+     border-bottom: 1px solid #ddd; padding: 4px 6px; }
+td { padding: 3px 6px; border-bottom: 1px solid #f0f0f0; }
+tbody tr:nth-child(even) { background: #f7f7f7; }
+"""
+"""The error table's look (close to the DataTable it replaced)."""
 TABLE_COLUMNS = [
     ("layer", "layer"),
     ("method", "method"),
@@ -170,23 +181,14 @@ class MappingView(pn.viewable.Viewer):
         self._layer = pn.widgets.Select.from_param(self.param.layer)
         self._compare = pn.widgets.CheckButtonGroup.from_param(self.param.compare)
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False)
-        self._table_source = ColumnDataSource({c: [] for c, _ in TABLE_COLUMNS})
-        self._table_model = DataTable(
-            source=self._table_source,
-            columns=[
-                TableColumn(field=c, title=t, formatter=NumberFormatter(format="0.000[00]"))
-                if c not in ("layer", "method")
-                else TableColumn(field=c, title=t)
-                for c, t in TABLE_COLUMNS
-            ],
-            index_position=None,
-            css_classes=["mapping-table"],
-            height=240,
-            sizing_mode="stretch_width",
-        )
-        self._table = pn.pane.Bokeh(self._table_model, sizing_mode="stretch_width")
-        self._hist_figure, self._hist_sources = self._histogram_figure()
-        self._transfer_figure, self._transfer_sources = self._transfer_figure_()
+        # a plain HTML table: a DataTable (SlickGrid) re-laid out its grid and measured
+        # its columns on every change (~9 ms of the browser's thread a change)
+        self._table = pn.pane.HTML(
+            "", sizing_mode="stretch_width", css_classes=["mapping-table"],
+            stylesheets=[TABLE_CSS], margin=(5, 10))
+        self._hist_figure, self._hist_sources, self._hist_items = self._histogram_figure()
+        (self._transfer_figure, self._transfer_sources,
+         self._transfer_items) = self._transfer_figure_()
         self._hist_figure.css_classes = ["mapping-histograms"]
         self._hist_pane = pn.pane.Bokeh(self._hist_figure, height=300, sizing_mode="stretch_width")
         self._transfer_pane = pn.pane.Bokeh(
@@ -331,11 +333,8 @@ class MappingView(pn.viewable.Viewer):
 
     @param.depends("stats", watch=True)
     def _show_table(self) -> None:
-        frame = self.stats
-        if frame is None:
-            return
-        self._table_source = show_table_data(  # a new source: see show_table_data
-            self._table_model, {c: frame[c].to_numpy() for c, _ in TABLE_COLUMNS})
+        if self.stats is not None:
+            self._table.object = stats_table_html(self.stats)
 
     @param.depends("error", watch=True)
     def _show_error(self) -> None:
@@ -351,7 +350,7 @@ class MappingView(pn.viewable.Viewer):
     # Plain Bokeh figures built once; an update only replaces their data sources (a few
     # hundred numbers), which keeps a change of the controls well under a frame budget.
     @staticmethod
-    def _histogram_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
+    def _histogram_figure() -> tuple[figure, dict[str, ColumnDataSource], LegendEntries]:
         fig = figure(
             title="Weight error (ŵ − w) / w_max",
             x_axis_label="error / w_max",
@@ -364,10 +363,10 @@ class MappingView(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             height=300,
         )
-        sources = {}
+        sources, renderers = {}, {}
         for method in METHODS:
             sources[method] = ColumnDataSource({"left": [], "right": [], "top": []})
-            fig.quad(
+            renderers[method] = fig.quad(
                 left="left",
                 right="right",
                 top="top",
@@ -376,14 +375,13 @@ class MappingView(pn.viewable.Viewer):
                 fill_color=METHOD_COLORS[method],
                 fill_alpha=0.45,
                 line_alpha=0,
-                legend_label=method,
             )
-        fig.legend.location = "top_right"
-        fig.legend.click_policy = "hide"
-        return lean_glyphs(fig), sources
+        lean_glyphs(fig)
+        stand_ins = fixed_legend(fig, renderers, location="top_right", click_policy="hide")
+        return fig, sources, {m: (renderers[m], stand_ins[m]) for m in renderers}
 
     @staticmethod
-    def _transfer_figure_() -> tuple[figure, dict[str, ColumnDataSource]]:
+    def _transfer_figure_() -> tuple[figure, dict[str, ColumnDataSource], LegendEntries]:
         fig = figure(
             title="Transfer curve",
             x_axis_label="ideal weight w",
@@ -395,31 +393,29 @@ class MappingView(pn.viewable.Viewer):
             height=300,
         )
         sources = {"ideal": ColumnDataSource({"w": [], "w_hat": []})}
-        fig.line(
+        renderers = {"ideal": fig.line(
             "w",
             "w_hat",
             source=sources["ideal"],
             color="black",
             line_dash="dotted",
-            legend_label="ideal",
-        )
+        )}
         for method in METHODS:
             sources[method] = ColumnDataSource({"w": [], "w_hat": []})
-            fig.line(
+            renderers[method] = fig.line(
                 "w",
                 "w_hat",
                 source=sources[method],
                 color=METHOD_COLORS[method],
                 line_width=1.5,
-                legend_label=method,
             )
-        fig.legend.location = "top_left"
-        fig.legend.click_policy = "hide"
-        return lean_glyphs(fig), sources
+        lean_glyphs(fig)
+        stand_ins = fixed_legend(fig, renderers, location="top_left", click_policy="hide")
+        return fig, sources, {m: (renderers[m], stand_ins[m]) for m in renderers}
 
     def _update_histogram_plot(self) -> None:
         show_histograms(self._hist_figure, self._hist_sources, self.histograms, "method")
-        self._show_methods(self._hist_figure)
+        self._show_methods(self._hist_items)
 
     def _update_transfer_plot(self) -> None:
         transfer = self.transfer
@@ -433,17 +429,35 @@ class MappingView(pn.viewable.Viewer):
                 continue
             rows = transfer_rows.get(method, empty)
             source.data = {"w": w[rows], "w_hat": w_hat[rows]}
-        self._show_methods(self._transfer_figure)
+        self._show_methods(self._transfer_items)
         self._transfer_figure.title.text = f"Transfer curve, {self._transfer_layer()}"
 
-    def _show_methods(self, fig: figure) -> None:
+    def _show_methods(self, entries: LegendEntries) -> None:
         shown = self.methods_shown()
-        for renderer in fig.renderers:
-            name = next(m for m, s in self._sources_of(fig).items() if s is renderer.data_source)
-            renderer.visible = name == "ideal" or name in shown
+        for name, (renderer, stand_in) in entries.items():
+            show_renderer(renderer, stand_in, name == "ideal" or name in shown)
 
-    def _sources_of(self, fig: figure) -> dict[str, ColumnDataSource]:
-        return self._hist_sources if fig is self._hist_figure else self._transfer_sources
+
+def table_number(value: float) -> str:
+    """A table's number: 3 to 5 decimals (``0.100``, ``0.04178``), like the error table's
+    earlier ``0.000[00]`` format."""
+    if not np.isfinite(value):
+        return str(value)
+    whole, _, decimals = f"{value:.5f}".partition(".")
+    return f"{whole}.{decimals.rstrip('0').ljust(3, '0')}"
+
+
+def stats_table_html(frame: pd.DataFrame) -> str:
+    """The error table (:data:`TABLE_COLUMNS` of ``frame``) as HTML, names escaped."""
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in TABLE_COLUMNS)
+    rows = []
+    for record in frame.to_dict("records"):
+        cells = [f"<td>{html.escape(str(record[c]))}</td>" if c in ("layer", "method")
+                 else f'<td class="number">{table_number(float(record[c]))}</td>'
+                 for c, _ in TABLE_COLUMNS]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def histogram_frame(key: str, counts: dict[str, np.ndarray], edges: np.ndarray

@@ -63,8 +63,8 @@ CURVE = """() => {
 def shown_table(page: Page) -> dict[tuple[str, str], list[float]]:
     """The error table as the page renders it: (layer, method) -> the numbers shown."""
     out = {}
-    for text in page.page.locator(".mapping-table .slick-row").all_inner_texts():
-        layer, method, *numbers = text.split("\n")
+    for text in page.page.locator(".mapping-table tbody tr").all_inner_texts():
+        layer, method, *numbers = (cell.strip() for cell in text.split("\t"))
         out[(layer, method)] = [float(n) for n in numbers]
     return out
 
@@ -198,6 +198,56 @@ def test_dragging_a_drawn_point_changes_the_curve_histograms_and_table(tab):
     tab.wait_histograms_change(hist_before)
     pulses, g_us = [p[2] for p in moved], [p[3] for p in moved]
     assert_page_shows(tab, core_view(16, (pulses, g_us)))
+    assert tab.errors() == []
+
+
+HISTOGRAM_LEGEND = """() => {
+  // the histogram plot's legend: the page position of its box, and whether each method's
+  // histogram (the renderer with data) and its legend item are shown
+  const seen = new Set(); const stack = [...Bokeh.index];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v == null || seen.has(v)) continue;
+    seen.add(v);
+    if (v.renderer_views !== undefined && v.model.css_classes
+        && v.model.css_classes.includes('mapping-histograms')) {
+      const rect = v.canvas_view.el.getBoundingClientRect();
+      let box = null; const shown = {};
+      for (const [r, rv] of v.renderer_views) {
+        if (r.type === 'Legend') box = rv.bbox;
+        if (r.glyph && r.glyph.type === 'Quad') {
+          const color = r.glyph.fill_color.value;
+          const key = 'top' in r.data_source.data ? 'histogram' : 'legend';  // stand-in: {}
+          shown[color] = {...(shown[color] ?? {}), [key]: r.visible};
+        }
+      }
+      return {left: rect.left + box.left, top: rect.top + box.top, shown: shown};
+    }
+    for (const c of (v.child_views ?? [])) stack.push(c);
+    if (v.renderer_views) for (const rv of v.renderer_views.values()) stack.push(rv);
+  }
+  return null;
+}"""
+
+
+def test_a_click_on_a_legend_item_hides_and_shows_that_histogram(tab):
+    """The legend is drawn by stand-ins (explorer/ui/plot_legend.py): a mouse click on
+    its first item (linear) hides the linear histogram itself, a second shows it."""
+    from explorer.ui.mapping_view import METHOD_COLORS
+
+    linear = METHOD_COLORS["linear"]
+    legend = tab.page.evaluate(HISTOGRAM_LEGEND)
+    assert legend["shown"][linear] == {"histogram": True, "legend": True}, legend
+    for expected in (False, True):
+        # the first item's glyph: inside the box, past its padding
+        tab.page.mouse.click(legend["left"] + 20, legend["top"] + 18)
+        tab.page.wait_for_function(
+            f"() => ({HISTOGRAM_LEGEND})().shown[{json.dumps(linear)}].histogram === "
+            f"{json.dumps(expected)}", timeout=TIMEOUT_MS)
+        shown = tab.page.evaluate(HISTOGRAM_LEGEND)["shown"]
+        assert shown[linear] == {"histogram": expected, "legend": expected}
+        others = [c for c in shown if c != linear]
+        assert others and all(shown[c]["histogram"] == shown[c]["legend"] for c in others)
     assert tab.errors() == []
 
 
