@@ -9,6 +9,10 @@ renderer's glyph on one shared, empty data source. A click on an item hides or s
 stand-in, and a small script without references (it finds the real renderer by id in the
 page's document) passes that on to the real renderer; :func:`show_renderer` sets both
 from Python.
+
+The stand-ins' source has no columns at all: with empty columns BokehJS draws no icon,
+and a glyph whose coordinates are expressions over several columns (a stacked bar's)
+fails without them – so the cost panel's stacked bars keep Bokeh's own legend.
 """
 
 from __future__ import annotations

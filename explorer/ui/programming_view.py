@@ -29,6 +29,7 @@ from explorer.nonideal import NonIdealities
 from explorer.settings.noise import NoiseSettings
 from explorer.ui.deferred import Deferred
 from explorer.ui.mapping_view import histogram_frame, one_torch_thread, show_histograms
+from explorer.ui.plot_legend import fixed_legend
 from explorer.ui.widgets import lean_glyphs, show_table_data
 
 KINDS = {"mapped": "#1f77b4", "programmed": "#ff7f0e"}
@@ -79,10 +80,12 @@ class ProgrammingView(pn.viewable.Viewer):
                      x_axis_label="error / w_max", y_axis_label="weights",
                      toolbar_location=None,  # ranges set with the data (see MappingView)
                      x_range=Range1d(-1, 1), y_range=Range1d(0, 1))
-        for kind, color in KINDS.items():
-            fig.quad(left="left", right="right", top="top", bottom=0, source=self._source[kind],
-                     fill_color=color, fill_alpha=0.45, line_color=None, legend_label=kind)
+        renderers = {kind: fig.quad(left="left", right="right", top="top", bottom=0,
+                                    source=self._source[kind], fill_color=color,
+                                    fill_alpha=0.45, line_color=None)
+                     for kind, color in KINDS.items()}
         self._figure = lean_glyphs(fig)
+        fixed_legend(fig, renderers)  # not redrawn with every new histogram
         self._table_source = ColumnDataSource({c: [] for c, _ in TABLE_COLUMNS})
         table = DataTable(source=self._table_source, index_position=None, height=200,
                           sizing_mode="stretch_width", css_classes=["programming-table"],

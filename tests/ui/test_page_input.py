@@ -212,16 +212,20 @@ HISTOGRAM_LEGEND = """() => {
     if (v.renderer_views !== undefined && v.model.css_classes
         && v.model.css_classes.includes('mapping-histograms')) {
       const rect = v.canvas_view.el.getBoundingClientRect();
-      let box = null; const shown = {};
+      let box = null, legend = null; const shown = {};
       for (const [r, rv] of v.renderer_views) {
-        if (r.type === 'Legend') box = rv.bbox;
+        if (r.type === 'Legend') { box = rv.bbox; legend = rv; }
         if (r.glyph && r.glyph.type === 'Quad') {
           const color = r.glyph.fill_color.value;
           const key = 'top' in r.data_source.data ? 'histogram' : 'legend';  // stand-in: {}
           shown[color] = {...(shown[color] ?? {}), [key]: r.visible};
         }
       }
-      return {left: rect.left + box.left, top: rect.top + box.top, shown: shown};
+      // the pixels of the first item's swatch (each item draws it on a canvas of its own)
+      const canvas = (legend.shadow_el ?? legend.el).querySelector('canvas');
+      const swatch = canvas == null ? [] : Array.from(canvas.getContext('2d').getImageData(
+        0, 0, canvas.width, canvas.height).data);
+      return {left: rect.left + box.left, top: rect.top + box.top, shown: shown, swatch: swatch};
     }
     for (const c of (v.child_views ?? [])) stack.push(c);
     if (v.renderer_views) for (const rv of v.renderer_views.values()) stack.push(rv);
@@ -238,6 +242,9 @@ def test_a_click_on_a_legend_item_hides_and_shows_that_histogram(tab):
     linear = METHOD_COLORS["linear"]
     legend = tab.page.evaluate(HISTOGRAM_LEGEND)
     assert legend["shown"][linear] == {"histogram": True, "legend": True}, legend
+    # the swatch is drawn: reddish pixels (linear's colour at alpha 0.45 on white)
+    pixels = np.asarray(legend["swatch"]).reshape(-1, 4)
+    assert ((pixels[:, 0] > pixels[:, 1] + 40) & (pixels[:, 0] > pixels[:, 2] + 40)).any()
     for expected in (False, True):
         # the first item's glyph: inside the box, past its padding
         tab.page.mouse.click(legend["left"] + 20, legend["top"] + 18)
