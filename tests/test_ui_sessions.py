@@ -63,9 +63,14 @@ def test_closed_sessions_leave_no_dashboard_alive(monkeypatch):
             except OSError:
                 return False
 
+        def registered() -> list:
+            # Bokeh's server listens from its constructor; Panel registers it just after
+            return [srv for srv, _panel, _docs in list(pn.state._servers.values())
+                    if srv.port == port]
+
         wait_until(listening, "the server listens")
-        server = next(srv for srv, _panel, _docs in pn.state._servers.values()
-                      if srv.port == port)
+        wait_until(lambda: bool(registered()), "Panel has registered the server")
+        server = registered()[0]
 
         def live_sessions() -> int:
             return sum(len(ctx.sessions) for ctx in server._tornado._applications.values())
