@@ -486,3 +486,5 @@ def test_panel_serve_of_the_app_file(browser, tmp_path):
         server.stdout.close()
         output = "".join(lines)
     assert "not a package" not in output and "Traceback" not in output, output
+    # nor a complaint of Bokeh's validation about the page's models (E-1001 … W-1005 …)
+    assert re.search(r"\b[EW]-\d{4} \(", output) is None, output
