@@ -164,9 +164,11 @@ def test_a_server_building_another_page_answers_as_panel_does(gated_server, monk
     port, _, _ = gated_server
     _page(port)
     assert HEADS.get("/gated") is not None
+    learnt = HEADS.get("/gated")
     monkeypatch.setattr(page_head, "_pages_in_progress", 1)  # another page is being built
     page = _page(port)
     assert 'src="static/js/bokeh.min.js' in page and page.count("<head>") == 1
+    assert HEADS.get("/gated") is learnt  # the same head: not inlined and compressed again
 
 
 def test_pages_behind_a_login_or_an_authorisation_are_left_as_they_are(monkeypatch):
