@@ -198,7 +198,8 @@ def _wrap_get(panel_get: Any) -> Any:
         # builds the sessions (each build then takes ~3 s on 2 cores, and sessions went
         # unused for longer than their lifetime); the others get Panel's usual answer
         quiet = _pages_in_progress == 0
-        known = HEADS.get(path) if quiet and _plain_page_request(self) else None
+        plain_page = _plain_page_request(self)
+        known = HEADS.get(path) if quiet and plain_page else None
         write_page = self.write
         gzipped = known is not None and _accepts_gzip(self.request)
         if known is not None:
@@ -217,7 +218,7 @@ def _wrap_get(panel_get: Any) -> Any:
                 write_page(chunk)  # not an HTML page (Panel wrote something else)
                 return
             if known is None:
-                if _plain_page_request(self):
+                if plain_page:
                     HEADS.learn(path, page)  # compressed only when new or changed
                 write_page(chunk)
                 return
