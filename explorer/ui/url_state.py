@@ -49,10 +49,20 @@ def from_text(p: param.Parameter, text: str, where: str) -> Any:
     return checked_value(where, p, value)
 
 
+class TextTwin(param.Parameter):
+    """A knob's URL text. Panel's query parser turns "8" into 8 and "true" into True; the
+    twin takes them back as text before Panel compares them with its value – Panel's
+    comparison hashes an int as its bytes, so 48 equalled "0" and ``?seed=48`` was
+    ignored by a page whose seed read "0" (any value 48-57 against one digit)."""
+
+    @classmethod
+    def deserialize(cls, value: Any) -> Any:
+        return value if isinstance(value, str) else to_text(value)
+
+
 def url_proxy(obj: param.Parameterized, names: Sequence[str]) -> param.Parameterized:
     """A Parameterized of text twins of ``obj``'s knobs ``names``, linked both ways."""
-    # untyped twins: Panel's query parser turns "8" into 8 and "true" into True
-    twins = {name: param.Parameter(default=to_text(getattr(obj, name))) for name in names}
+    twins = {name: TextTwin(default=to_text(getattr(obj, name))) for name in names}
     proxy = type(f"{type(obj).__name__}Url", (param.Parameterized,), twins)()
     busy = False
 
