@@ -22,11 +22,13 @@ try:
     from explorer.ui.app import build_app
     from explorer.ui.bokeh_speedups import skip_unsent_defaults
     from explorer.ui.page_head import send_head_first
+    from explorer.ui.page_sessions import keep_page_sessions
     from explorer.ui.startup import freeze_startup_objects
 
     freeze_startup_objects()  # the imports are permanent: full collections skip them
     skip_unsent_defaults()  # each page's JSON: 78 -> 15 ms of the server's thread
     send_head_first()  # a page's scripts evaluated while its session is built
+    keep_page_sessions()  # a page's session waits for its websocket, not built twice
 except Exception as exc:  # a broken install: say so on the page instead of a blank one
     import traceback
 
