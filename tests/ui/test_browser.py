@@ -269,12 +269,18 @@ def test_sections_are_sent_when_opened_and_then_work(tab):
     assert tab.hosts == {tab.page.url.split("/")[2]}  # opened sections: no CDN either
 
 
-def test_a_session_rebuilt_for_its_websocket_loads_nothing_from_the_cdn(browser):
+def test_a_session_rebuilt_for_its_websocket_loads_nothing_from_the_cdn(browser, monkeypatch):
     """Bokeh discards a session that has no connection for the unused-session lifetime
     (a slow browser on a busy server) and rebuilds it when the page's websocket comes,
     without the HTML that tells Panel where its files are: the rebuilt page, and a
     section opened in it, must still take their stylesheets from this server."""
     import panel as pn
+
+    from explorer.ui import page_sessions
+
+    # the served app keeps a page's session for its websocket (60 s at most): here the
+    # browser is later than that (no hold at all)
+    monkeypatch.setattr(page_sessions, "hold_until_connected", lambda *args: None)
 
     port = free_port()
     created: list[str] = []  # ids of the sessions this server built, in order
