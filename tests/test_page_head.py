@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import panel as pn
 import pytest
 from bokeh.settings import settings
+from serving import free_port
 
 from explorer.ui import page_head
 from explorer.ui.page_head import HEADS, inline_scripts, safe_inside_html
@@ -53,12 +54,6 @@ def test_other_scripts_stay_files():
         assert inline_scripts(tag) == tag
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_listening(port: int) -> None:
     deadline = time.monotonic() + WAIT_S
     while True:
@@ -84,7 +79,7 @@ def gated_server():
         assert gate.wait(WAIT_S), "the test never let the build finish"
         return pn.pane.Markdown("gated page")
 
-    port = _free_port()
+    port = free_port()
     server = pn.serve({"gated": app}, port=port, address="127.0.0.1", threaded=True,
                       show=False, start=True, websocket_origin=[f"127.0.0.1:{port}"])
     try:

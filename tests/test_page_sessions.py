@@ -6,37 +6,26 @@ served the way Panel does shows has passed."""
 
 from __future__ import annotations
 
-import socket
-import time
 import urllib.request
 from collections.abc import Iterator
 
 import panel as pn
 import pytest
+from serving import free_port, wait_until
 
 from explorer.ui import page_sessions
 
 DEADLINE_S = 60  # only reached when something is broken (a loaded 2-core machine)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_until(condition, what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.05)
+    wait_until(condition, what, timeout)
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[int, dict]]:
     """A small Panel app served in this process; yields its port and its live sessions."""
-    port = _free_port()
+    port = free_port()
     server = pn.serve({"page": lambda: pn.pane.Markdown("a page")}, port=port,
                       address="127.0.0.1", threaded=True, show=False, start=True,
                       check_unused_sessions_milliseconds=100,

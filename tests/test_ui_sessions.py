@@ -11,27 +11,19 @@ from __future__ import annotations
 
 import gc
 import socket
-import time
 import weakref
 from pathlib import Path
+
+import serving
+from serving import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 120  # only reached when something is broken (a loaded 2-core machine)
 SESSIONS = 3
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(condition, what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.05)
+    serving.wait_until(condition, what, timeout)
 
 
 def test_closed_sessions_leave_no_dashboard_alive(monkeypatch):

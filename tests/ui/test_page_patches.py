@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import pytest
+import serving
+from serving import free_port
 from test_browser import TIMEOUT_MS, browser  # noqa: F401  (fixture: browser)
 
 pytestmark = pytest.mark.ui
@@ -24,18 +25,8 @@ pytestmark = pytest.mark.ui
 DEADLINE_S = 60  # reached only when broken
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.02)
+    serving.wait_until(condition, what, DEADLINE_S, poll_s=0.02)
 
 
 @pytest.fixture
